@@ -1,0 +1,24 @@
+"""The `modelarb` command line: thin commands over the library, errors as one message."""
+
+from __future__ import annotations
+
+import sys
+
+from modelarb.cli.app import app
+from modelarb.cli.output import console_err
+from modelarb.errors import ModelarbError
+
+
+def main() -> None:
+    """Console entry point: run the app; a ModelarbError becomes one message and exit code 2."""
+    try:
+        app()
+    except ModelarbError as exc:
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console_err.print("interrupted")
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,60 @@
+"""The root typer app; each command group lives in its own module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from modelarb import __version__
+from modelarb.cli import options
+from modelarb.cli.output import console, money, table, write_json
+
+app = typer.Typer(
+    name="modelarb",
+    help="Computational arbitrage in AI model markets: analyse markets of recorded attempts, "
+    "find cheap verified cascades, reproduce the paper.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"modelarb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """modelarb: computational arbitrage in AI model markets."""
+
+
+@app.command()
+def describe(
+    data: Path | None = options.DataOption,
+    providers: str | None = options.ProvidersOption,
+    unit: str | None = options.UnitOption,
+    json_path: Path | None = options.JsonOption,
+) -> None:
+    """Summarise a market per provider: instances, attempts, mean pass@1, mean cost per attempt.
+
+    JSON keys: providers (list of {provider, instances, attempts, mean_pass_at_1,
+    mean_cost_per_attempt, cost_unit}), instances, cost_unit, source.
+    """
+    outcomes = options.market(data, providers, unit)
+    rows = outcomes.describe()
+    table(
+        f"{outcomes.n_instances} shared instances · costs in {outcomes.unit}",
+        ["provider", "instances", "attempts", "mean pass@1", f"mean cost / attempt ({outcomes.unit})"],
+        [
+            [r["provider"], r["instances"], r["attempts"], f"{r['mean_pass_at_1']:.3f}",
+             money(r["mean_cost_per_attempt"], outcomes.unit)]
+            for r in rows
+        ],
+    )
+    write_json(json_path, {"providers": rows, "instances": outcomes.n_instances, "cost_unit": outcomes.unit,
+                           "source": outcomes.source})

@@ -1,0 +1,52 @@
+"""Options shared by commands, and turning them into library inputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from modelarb.data.market import load_market
+from modelarb.data.outcomes import Outcomes
+from modelarb.errors import ModelarbError
+from modelarb.cli.output import console_err
+
+DataOption = typer.Option(
+    None, "--data", help="Market data: a folder of <provider>.jsonl files or a .csv/.parquet table "
+    "[default: $MODELARB_DATA, else the downloaded paper data]", show_default=False,
+)
+ProvidersOption = typer.Option(None, "--providers", "-p", help="Comma-separated provider names, in cascade order.")
+JsonOption = typer.Option(None, "--json", help="Also write the results to this JSON file.", dir_okay=False)
+UnitOption = typer.Option(None, "--unit", help="Cost unit of the data, overriding what the files say (e.g. USD).")
+
+
+def provider_list(text: str | None) -> list[str] | None:
+    """`a,b,c` -> ['a', 'b', 'c']; None or empty -> None (all providers)."""
+    if not text:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if any(not name for name in names):
+        raise ModelarbError(f"--providers {text!r} has an empty name; write e.g. --providers gpt5mini,deepseek")
+    return names
+
+
+def data_path(data: Path | None, domain: str = "swebench") -> Path:
+    """The data to read: `--data`, else `$MODELARB_DATA` (its `domain` subfolder if present)."""
+    if data is not None:
+        return data
+    root = os.environ.get("MODELARB_DATA")
+    if root:
+        base = Path(root)
+        return base / domain if (base / domain).is_dir() else base
+    from modelarb.data.locate import cached_dataset
+
+    return cached_dataset(domain)
+
+
+def market(data: Path | None, providers: str | None, unit: str | None = None, domain: str = "swebench") -> Outcomes:
+    """Load a market from the CLI's options, telling the user which instances were dropped."""
+    outcomes, report = load_market(data_path(data, domain), provider_list(providers), unit)
+    if any(report.dropped.values()):
+        console_err.print(f"market: {report}", highlight=False)
+    return outcomes

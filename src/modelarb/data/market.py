@@ -1,0 +1,34 @@
+"""One entry point for market data: a paper-layout folder or a table file, told apart by path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from modelarb.data.jsonl import MarketReport, load_jsonl_folder
+from modelarb.data.outcomes import Outcomes
+from modelarb.data.table import load_table
+from modelarb.errors import DataError
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def load_market(
+    path: str | Path, providers: Sequence[str] | None = None, unit: str | None = None
+) -> tuple[Outcomes, MarketReport]:
+    """Load the market of `providers` from a folder of `<provider>.jsonl` or a `.csv`/`.parquet` table."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return load_jsonl_folder(path, providers, unit)
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        outcomes, report = load_table(path, providers)
+        if unit is not None:
+            outcomes = Outcomes(
+                instances=outcomes.instances, providers=outcomes.providers, n=outcomes.n, s=outcomes.s,
+                cost=outcomes.cost, unit=unit, attempts=outcomes.attempts, offsets=outcomes.offsets,
+                source=outcomes.source,
+            )
+        return outcomes, report
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    raise DataError(f"{path}: expected a folder of <provider>.jsonl files or a .csv/.parquet table")

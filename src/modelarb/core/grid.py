@@ -70,29 +70,52 @@ def expected_spend(solve: Array, budgets: Array) -> Array:
     return np.concatenate([first, first + np.cumsum(width - integral_p, axis=-1)], axis=-1)
 
 
+def level_positions(solve: Array, levels: Array) -> tuple[NDArray[np.int64], Array, NDArray[np.bool_]]:
+    """Where each level u falls on each curve (K, G): segment j, fraction t, and u > max P.
+
+    Curves are made monotone first; one sorted search serves all rows (each row is
+    offset by 2, as P lies in [0, 1]).
+    """
+    p = np.maximum.accumulate(solve, axis=1)
+    rows = np.arange(p.shape[0])[:, None]
+    g = p.shape[1]
+    idx = np.searchsorted((p + 2.0 * rows).ravel(), levels[None, :] + 2.0 * rows, side="right") - 1 - rows * g
+    j = np.clip(idx, 0, g - 2)
+    p_lo, p_hi = np.take_along_axis(p, j, 1), np.take_along_axis(p, j + 1, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(p_hi > p_lo, (levels[None, :] - p_lo) / (p_hi - p_lo), 0.0)
+    t = np.where(idx < 0, 0.0, np.clip(t, 0.0, 1.0))
+    return j, t, levels[None, :] > p[:, -1:] + 1e-12
+
+
 def cost_for_solve_rate(solve: Array, spend: Array, levels: Array) -> Array:
     """C(u) for each curve (..., G) at each level u: log E interpolated against P; ∞ above max P."""
     lead = solve.shape[:-1]
     p = solve.reshape(-1, solve.shape[-1])
     log_e = np.log(np.maximum(spend.reshape(p.shape), 1e-300))
-    rows = np.arange(p.shape[0])[:, None]
-    # monotone per row: offset each row by 2 so one sorted search serves all rows
-    flat = (np.maximum.accumulate(p, axis=1) + 2.0 * rows).ravel()
-    query = levels[None, :] + 2.0 * rows
-    g = p.shape[1]
-    idx = np.searchsorted(flat, query, side="right") - 1 - rows * g
-    j = np.clip(idx, 0, g - 2)
-    p_lo, p_hi = np.take_along_axis(p, j, 1), np.take_along_axis(p, j + 1, 1)
+    j, t, above = level_positions(p, levels)
     e_lo, e_hi = np.take_along_axis(log_e, j, 1), np.take_along_axis(log_e, j + 1, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(p_hi > p_lo, (levels[None, :] - p_lo) / (p_hi - p_lo), 0.0)
-    cost = np.exp(e_lo + np.clip(t, 0.0, 1.0) * (e_hi - e_lo))
-    cost = np.where(idx < 0, np.exp(log_e[:, :1]), cost)
-    cost = np.where(levels[None, :] > p.max(axis=1, keepdims=True) + 1e-12, np.inf, cost)
+    cost = np.where(above, np.inf, np.exp(e_lo + t * (e_hi - e_lo)))
     return cost.reshape(*lead, len(levels))
 
 
-def cascade_curves(curves: Array, budgets: Array, caps: Array) -> tuple[Array, Array]:
+def cascade_spend(solve: Array, budgets: Array, stage_at: NDArray[np.int64]) -> Array:
+    """Expected spend (K, G) of cascade curves: ∫(1 − P), but nothing is bought beyond the last cap."""
+    step = np.diff(expected_spend(solve, budgets), axis=-1, prepend=0.0)
+    return np.cumsum(np.where(stage_at >= 0, step, 0.0), axis=-1)
+
+
+def stage_spend(solve: Array, budgets: Array, stage_at: NDArray[np.int64], n_stages: int) -> Array:
+    """Cumulative expected spend per stage (K, M, G) of cascade curves from `cascade_curves`.
+
+    Each grid segment's ∫(1 − P) goes to the stage buying at its end; beyond the last
+    cap nothing is bought, so the spend stops growing there.
+    """
+    step = np.diff(expected_spend(solve, budgets), axis=-1, prepend=0.0)
+    return np.cumsum(np.stack([np.where(stage_at == m, step, 0.0) for m in range(n_stages)], axis=1), axis=-1)
+
+
+def cascade_curves(curves: Array, budgets: Array, caps: Array) -> tuple[Array, NDArray[np.int64]]:
     """Averaged pass curves of many cascades over a global budget (METHOD §5.3).
 
     `curves` (I, M, G) are the per-instance pass curves of the cascade's providers in

@@ -1,0 +1,172 @@
+"""Cascade search in the paper's scheme (METHOD §5.6–5.7, §5.10): cap grids over a budget grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from modelarb.core.cascade import Cascade
+from modelarb.core.grid import (
+    BudgetGrid,
+    cascade_curves,
+    cascade_spend,
+    cost_for_solve_rate,
+    expected_spend,
+    level_positions,
+    pass_curves,
+    stage_spend,
+)
+from modelarb.core.result import ArbitrageResult
+from modelarb.data.outcomes import USD, Outcomes
+
+Array = NDArray[np.float64]
+Selection = Literal["per_level", "mean_margin"]
+CHUNK = 2048
+
+
+@dataclass(frozen=True)
+class PaperSettings:
+    """The paper's grids for one kind of market (METHOD §5)."""
+
+    grid: BudgetGrid
+    market_grid: BudgetGrid
+    pair: tuple[float, float, int]
+    stages: tuple[float, float, int]
+    total: float
+
+    @classmethod
+    def for_unit(cls, unit: str) -> PaperSettings:
+        """Dollar markets use the SWE-bench grids; compute-unit markets the Lean ones."""
+        if unit == USD:
+            return cls(BudgetGrid(1e-4, 1.0), BudgetGrid(1e-4, 1.0), (0.01, 0.5, 100), (1e-3, 1.0, 20), 1.0)
+        return cls(BudgetGrid(2e3, 1e9), BudgetGrid(2e3, 3e8), (2e3, 1e9, 100), (1e4, 1e9, 20), 1e9)
+
+    def pair_caps(self) -> Array:
+        return pair_caps(*self.pair, total=self.total)
+
+    def stage_caps(self, stages: int) -> Array:
+        return stage_caps(stages, *self.stages, total=self.total)
+
+
+def pair_caps(low: float, high: float, points: int = 100, total: float = 1.0) -> Array:
+    """Two-stage caps: τ1 ∈ {0} ∪ log-spaced [low, high] ∪ {total}, τ2 = total − τ1 (METHOD §5.6)."""
+    first = np.unique(np.concatenate([[0.0], np.logspace(np.log10(low), np.log10(high), points), [total]]))
+    return np.stack([first, total - first], axis=1)
+
+
+def stage_caps(stages: int, low: float, high: float, points: int = 20, total: float = 1.0) -> Array:
+    """Caps per stage from {0} ∪ log-spaced [low, high]; sums trimmed to `total` from the last
+    stage back; only cap vectors that do not decrease along the cascade (zeros ignored) (METHOD §5.7)."""
+    values = np.concatenate([[0.0], np.logspace(np.log10(low), np.log10(high), points)])
+    caps = np.stack(np.meshgrid(*([values] * stages), indexing="ij"), axis=-1).reshape(-1, stages)
+    for m in range(stages - 1, -1, -1):
+        caps[:, m] = np.maximum(caps[:, m] - np.maximum(caps.sum(axis=1) - total, 0.0), 0.0)
+    running = np.maximum.accumulate(caps, axis=1)
+    ok = np.all((caps[:, 1:] == 0) | (caps[:, 1:] >= running[:, :-1] * (1 - 1e-12)), axis=1) & (caps.sum(axis=1) > 0)
+    return np.unique(caps[ok], axis=0)
+
+
+def provider_cost_curves(outcomes: Outcomes, levels: Array, grid: BudgetGrid) -> Array:
+    """C_p(u) of each provider alone (P, U), on the grid."""
+    solve = pass_curves(outcomes, grid.budgets).mean(axis=0)
+    return cost_for_solve_rate(solve, expected_spend(solve, grid.budgets), levels)
+
+
+def best_solve_rate(outcomes: Outcomes, grid: BudgetGrid) -> float:
+    """The highest solve rate any single provider reaches on the grid."""
+    return float(pass_curves(outcomes, grid.budgets).mean(axis=0).max())
+
+
+def grid_search(
+    outcomes: Outcomes,
+    levels: Array,
+    caps: Array,
+    select: Selection = "per_level",
+    grid: BudgetGrid | None = None,
+    order: tuple[str, ...] | None = None,
+    market_grid: BudgetGrid | None = None,
+) -> ArbitrageResult:
+    """Cheapest cascade over a cap grid, in the paper's scheme.
+
+    `caps` (K, M) are cap vectors for the providers in `order` (default: the market's).
+    `select="per_level"` takes the cheapest cascade at each u; `"mean_margin"` picks the
+    one cap vector with the largest mean margin over all u (the paper's pair market).
+    Single providers are priced on `market_grid` (default: `grid`).
+    """
+    grid = grid or BudgetGrid()
+    budgets = grid.budgets
+    order = order or outcomes.providers
+    curves = pass_curves(outcomes, budgets)
+    provider_costs = provider_cost_curves(outcomes, levels, market_grid or grid)
+    market = provider_costs.min(axis=0)
+    stage_curves = curves[:, outcomes.provider_index(order), :]
+
+    best_cost = np.full(len(levels), np.inf)
+    best_index = np.full(len(levels), -1, dtype=np.int64)
+    best_score, best_row = -np.inf, -1
+    for start in range(0, len(caps), CHUNK):
+        chunk = caps[start : start + CHUNK]
+        solve_q, stage_at = cascade_curves(stage_curves, budgets, chunk)
+        cost = cost_for_solve_rate(solve_q, cascade_spend(solve_q, budgets, stage_at), levels)
+        if select == "per_level":
+            k = cost.argmin(axis=0)
+            better = cost[k, np.arange(len(levels))] < best_cost
+            best_cost = np.where(better, cost[k, np.arange(len(levels))], best_cost)
+            best_index = np.where(better, start + k, best_index)
+        else:
+            with np.errstate(invalid="ignore"):
+                score = (np.maximum(market - cost, 0.0) / market).mean(axis=1)
+            k = int(np.argmax(score))
+            if score[k] > best_score:
+                best_score, best_row, best_cost = float(score[k]), start + k, cost[k]
+    if select == "mean_margin":
+        best_index = np.where(np.isfinite(best_cost), best_row, -1)
+
+    used, cascade_at = np.unique(best_index, return_inverse=True)
+    keep = used >= 0
+    cascade_at = np.where(best_index >= 0, cascade_at - (~keep).sum(), -1)
+    chosen = caps[used[keep]]
+    spend_by_provider = _spend_by_provider(stage_curves, budgets, chosen, cascade_at, levels, best_cost)
+    columns = outcomes.provider_index(order)
+    spend_full = np.zeros((len(levels), outcomes.n_providers))
+    spend_full[:, columns] = spend_by_provider
+    method = f"paper grid: {len(caps)} cap vectors over {', '.join(order)}, " + (
+        "cheapest cascade at each u" if select == "per_level" else "one cap vector maximising the mean margin"
+    )
+    return ArbitrageResult(
+        providers=outcomes.providers,
+        cost_unit=outcomes.unit,
+        scheme="paper",
+        method=method,
+        levels=levels,
+        provider_costs=provider_costs,
+        arbitrage_cost=best_cost,
+        cascades=tuple(Cascade(order, tuple(row)) for row in chosen),
+        cascade_at=cascade_at,
+        spend=spend_full,
+    )
+
+
+def _spend_by_provider(
+    stage_curves: Array, budgets: Array, chosen: Array, cascade_at: NDArray[np.int64], levels: Array, cost: Array
+) -> Array:
+    """The arbitrageur's expected spend on each stage's provider at each u (U, M), summing to C_q(u)."""
+    out = np.zeros((len(levels), stage_curves.shape[1]))
+    if len(chosen) == 0:
+        return out
+    solve_q, stage_at = cascade_curves(stage_curves, budgets, chosen)
+    per_stage = stage_spend(solve_q, budgets, stage_at, stage_curves.shape[1])  # (C, M, G)
+    j, t, _ = level_positions(solve_q, levels)  # (C, U)
+    rows = np.arange(len(chosen))[:, None, None]
+    stages = np.arange(stage_curves.shape[1])[None, :, None]
+    at = (
+        per_stage[rows, stages, j[:, None, :]] * (1 - t[:, None, :])
+        + per_stage[rows, stages, j[:, None, :] + 1] * t[:, None, :]
+    )
+    share = at / np.maximum(at.sum(axis=1, keepdims=True), 1e-300)  # (C, M, U)
+    valid = cascade_at >= 0
+    out[valid] = share[cascade_at[valid], :, np.flatnonzero(valid)] * cost[valid, None]
+    return out

@@ -1,0 +1,65 @@
+"""One entry point for cascade search, whatever the scheme."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from modelarb.core import paper
+from modelarb.core.result import ArbitrageResult
+from modelarb.data.outcomes import Outcomes
+from modelarb.errors import AnalysisError
+
+Scheme = Literal["exact", "paper"]
+SCHEMES: tuple[str, ...] = ("exact", "paper")
+
+
+def best_solve_rate(outcomes: Outcomes, scheme: Scheme = "exact") -> float:
+    """The highest solve rate a single provider reaches (paper: within the budget grid)."""
+    if scheme == "paper":
+        return paper.best_solve_rate(outcomes, paper.PaperSettings.for_unit(outcomes.unit).market_grid)
+    return float((outcomes.s > 0).mean(axis=0).max())
+
+
+def check_levels(levels: NDArray[np.float64], best: float) -> NDArray[np.float64]:
+    """Levels must be a non-empty grid of solve rates in (0, best]."""
+    levels = np.asarray(levels, dtype=float)
+    if levels.size == 0:
+        raise AnalysisError("the grid of solve rates is empty; give e.g. --levels 0.68:0.755:1000")
+    if not np.all(np.isfinite(levels)) or levels.min() <= 0 or levels.max() > best + 1e-9:
+        raise AnalysisError(
+            f"solve rates must lie in (0, {best:.4f}] (the best single provider's solve rate); "
+            f"got {levels.min():.4f} to {levels.max():.4f}"
+        )
+    return levels
+
+
+def search(
+    outcomes: Outcomes,
+    levels: NDArray[np.float64],
+    scheme: Scheme = "exact",
+    *,
+    caps: NDArray[np.float64] | None = None,
+    select: paper.Selection | None = None,
+) -> ArbitrageResult:
+    """The cheapest cascade at each target solve rate u.
+
+    Paper scheme: over `caps` (default: the paper's pair grid choosing one cap vector by
+    mean margin for two providers, its 20-point grid per stage for more).
+    Exact scheme: over every cap that changes an attempt count, and over provider orders.
+    """
+    if scheme not in SCHEMES:
+        raise AnalysisError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    levels = check_levels(levels, best_solve_rate(outcomes, scheme))
+    if scheme == "paper":
+        settings = paper.PaperSettings.for_unit(outcomes.unit)
+        pair = outcomes.n_providers == 2
+        if caps is None:
+            caps = settings.pair_caps() if pair else settings.stage_caps(outcomes.n_providers)
+        chosen = select or ("mean_margin" if pair else "per_level")
+        return paper.grid_search(outcomes, levels, caps, chosen, settings.grid, market_grid=settings.market_grid)
+    from modelarb.core.exact import exact_search
+
+    return exact_search(outcomes, levels)

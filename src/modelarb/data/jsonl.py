@@ -29,6 +29,12 @@ class MarketReport:
     kept: int
     dropped: dict[str, int]
 
+    @classmethod
+    def of(cls, cells: dict[str, Cells]) -> MarketReport:
+        """The report of a market formed from per-provider cells over their shared instances."""
+        shared = set.intersection(*(set(c) for c in cells.values()))
+        return cls(kept=len(shared), dropped={p: len(c) - len(shared) for p, c in cells.items()})
+
     def __str__(self) -> str:
         parts = [f"{p}: {k} instance(s) not shared by all providers" for p, k in self.dropped.items() if k]
         return f"{self.kept} shared instances" + (f"; dropped {'; '.join(parts)}" if parts else "")
@@ -37,6 +43,28 @@ class MarketReport:
 def available_providers(folder: Path) -> list[str]:
     """Provider names in a paper-layout folder (file stems, sorted)."""
     return sorted(p.stem for p in folder.glob("*.jsonl"))
+
+
+def choose_providers(providers: Sequence[str] | None, known: Sequence[str], source: Path) -> list[str]:
+    """The providers of a market (all `known` when None); an unknown name lists the known ones."""
+    chosen = list(providers) if providers else list(known)
+    unknown = [p for p in chosen if p not in known]
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise DataError(f"unknown provider {names} in {source}; known providers: {', '.join(known)}")
+    if len(set(chosen)) != len(chosen):
+        raise DataError(f"a provider is named twice in {', '.join(chosen)}")
+    return chosen
+
+
+def common_unit(units: dict[str, str]) -> str:
+    """The one cost unit of a market's providers ({provider: unit}); differing units are an error."""
+    if len(set(units.values())) > 1:
+        listing = ", ".join(f"{p} in {u}" for p, u in units.items())
+        raise DataError(
+            f"cost units differ across the providers of one market ({listing}); choose providers priced in one unit"
+        )
+    return next(iter(units.values()))
 
 
 def _attempt(value: object, where: str) -> bool:
@@ -106,22 +134,11 @@ def load_jsonl_folder(
     known = available_providers(folder)
     if not known:
         raise DataError(f"{folder}: no <provider>.jsonl files in this folder")
-    chosen = list(providers) if providers else known
-    unknown = [p for p in chosen if p not in known]
-    if unknown:
-        raise DataError(f"unknown provider {', '.join(map(repr, unknown))} in {folder}; known providers: {', '.join(known)}")
-    if len(set(chosen)) != len(chosen):
-        raise DataError(f"a provider is named twice in {', '.join(chosen)}")
+    chosen = choose_providers(providers, known, folder)
     cells: dict[str, Cells] = {}
     units: dict[str, str] = {}
     for p in chosen:
         path = folder / f"{p}.jsonl"
         cells[p], declared = read_provider_file(path)
         units[p] = unit or declared or registered_unit(path) or USD
-    if len(set(units.values())) > 1:
-        listing = ", ".join(f"{p} in {u}" for p, u in units.items())
-        raise DataError(f"cost units differ across the providers of one market ({listing}); choose providers priced in one unit")
-    shared = set.intersection(*(set(c) for c in cells.values()))
-    outcomes = from_cells(cells, chosen, next(iter(units.values())), source=str(folder))
-    report = MarketReport(kept=len(shared), dropped={p: len(c) - len(shared) for p, c in cells.items()})
-    return outcomes, report
+    return from_cells(cells, chosen, common_unit(units), source=str(folder)), MarketReport.of(cells)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_path
 
-from modelarb.data.registry import DATASETS
+from modelarb.data.registry import dataset
 from modelarb.errors import DatasetError
 
 DEFAULT_DATASET = "computational-arbitrage"
@@ -20,9 +20,8 @@ def cache_root() -> Path:
 
 
 def dataset_dir(name: str = DEFAULT_DATASET) -> Path:
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    return cache_root() / name
+    """The cache folder of dataset `name` (which may not have been pulled yet)."""
+    return cache_root() / dataset(name).name
 
 
 def cached_dataset(domain: str, name: str = DEFAULT_DATASET) -> Path:

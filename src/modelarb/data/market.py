@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from modelarb.data.jsonl import MarketReport, load_jsonl_folder
@@ -22,13 +23,7 @@ def load_market(
         return load_jsonl_folder(path, providers, unit)
     if path.suffix.lower() in TABLE_SUFFIXES:
         outcomes, report = load_table(path, providers)
-        if unit is not None:
-            outcomes = Outcomes(
-                instances=outcomes.instances, providers=outcomes.providers, n=outcomes.n, s=outcomes.s,
-                cost=outcomes.cost, unit=unit, attempts=outcomes.attempts, offsets=outcomes.offsets,
-                source=outcomes.source,
-            )
-        return outcomes, report
+        return (outcomes if unit is None else replace(outcomes, unit=unit)), report
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     raise DataError(f"{path}: expected a folder of <provider>.jsonl files or a .csv/.parquet table")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,7 +48,7 @@ class Outcomes:
     attempts: NDArray[np.bool_] | None = None
     offsets: NDArray[np.int64] | None = None
     source: str = ""
-    repositories: NDArray[np.str_] = field(default=None)  # type: ignore[assignment]
+    repositories: NDArray[np.str_] = field(default=cast("NDArray[np.str_]", None))
 
     def __post_init__(self) -> None:
         shape = (len(self.instances), len(self.providers))
@@ -107,10 +107,14 @@ class Outcomes:
 
         `instances` is a predicate on the id, a collection of ids, or a boolean mask.
         """
-        cols = list(range(self.n_providers)) if providers is None else self.provider_index(providers)
+        cols = np.arange(self.n_providers) if providers is None else np.array(self.provider_index(providers))
+        if cols.size == 0:
+            raise DataError("the selection keeps no providers")
         if instances is None:
             rows = np.arange(self.n_instances)
         elif isinstance(instances, np.ndarray) and instances.dtype == bool:
+            if instances.shape != (self.n_instances,):
+                raise DataError(f"an instance mask needs {self.n_instances} values, got shape {instances.shape}")
             rows = np.flatnonzero(instances)
         elif callable(instances):
             rows = np.array([k for k, i in enumerate(self.instances) if instances(str(i))], dtype=np.int64)
@@ -134,7 +138,7 @@ class Outcomes:
             offsets = new_offsets.reshape(n.shape)
         return Outcomes(
             instances=self.instances[rows],
-            providers=tuple(self.providers[c] for c in cols),
+            providers=tuple(self.providers[int(c)] for c in cols),
             n=self.n[grid],
             s=self.s[grid],
             cost=self.cost[grid],
@@ -180,7 +184,7 @@ def from_cells(
     first = cells[providers[0]]
     ids = [i for i in first if all(i in cells[p] for p in providers)]
     if not ids:
-        raise DataError(f"no instances are shared by the providers {', '.join(providers)}")
+        raise DataError(f"{source}: no instances are shared by the providers {', '.join(providers)}")
     n = np.empty((len(ids), len(providers)), dtype=np.int64)
     s = np.empty_like(n)
     cost = np.empty(n.shape, dtype=np.float64)

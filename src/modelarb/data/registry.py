@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from modelarb.data.outcomes import USD
+from modelarb.errors import DatasetError
 
 COMPUTE = "compute"
 
@@ -65,6 +66,13 @@ COMPUTATIONAL_ARBITRAGE = Dataset(
 )
 
 DATASETS: dict[str, Dataset] = {COMPUTATIONAL_ARBITRAGE.name: COMPUTATIONAL_ARBITRAGE}
+
+
+def dataset(name: str) -> Dataset:
+    """The registered dataset `name`; an unknown name lists the known ones."""
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    return DATASETS[name]
 
 
 def sha256_of(path: Path) -> str:

@@ -16,32 +16,50 @@ from typing import Any
 
 import numpy as np
 
-from modelarb.data.jsonl import Cells, MarketReport
+from modelarb.data.jsonl import Cells, MarketReport, choose_providers, common_unit
 from modelarb.data.outcomes import USD, Outcomes, from_cells
 from modelarb.errors import DataError
 
 LONG_COLUMNS = ("instance", "provider", "attempt", "solved", "cost")
 LEADERBOARD_COLUMNS = ("instance", "provider", "resolved", "cost")
-_TRUE = {"1", "true", "True", "TRUE", 1, True}
-_FALSE = {"0", "false", "False", "FALSE", 0, False}
+_TRUE = {"1", "true", "True", "TRUE", 1}
+_FALSE = {"0", "false", "False", "FALSE", 0}
+
+Row = tuple[str, dict[str, Any]]
 
 
-def _rows(path: Path) -> tuple[list[str], list[dict[str, Any]], int]:
-    """Column names, rows, and the line number of the first data row (1 for Parquet)."""
+def _csv_rows(path: Path) -> tuple[list[str], list[Row]]:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader, [])]
+        if not header:
+            raise DataError(f"{path}: no header row; is the file empty or truncated?")
+        rows: list[Row] = []
+        for values in reader:
+            where = f"{path}, line {reader.line_num}"
+            if not values:
+                continue
+            if len(values) != len(header):
+                raise DataError(
+                    f"{where}: the row has {len(values)} fields, the header {len(header)}; is the file truncated?"
+                )
+            rows.append((where, dict(zip(header, values, strict=True))))
+    return header, rows
+
+
+def _rows(path: Path) -> tuple[list[str], list[Row]]:
+    """Column names and (where, row) pairs; `where` is `file, line N` (CSV) or `file, row N` (Parquet)."""
     try:
-        if path.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
+        if path.suffix.lower() != ".parquet":
+            return _csv_rows(path)
+        import pyarrow.parquet as pq
 
-            table = pq.read_table(path)
-            return list(table.column_names), table.to_pylist(), 1
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            return list(reader.fieldnames or []), rows, 2
+        table = pq.read_table(path)
+        return list(table.column_names), [(f"{path}, row {k}", r) for k, r in enumerate(table.to_pylist(), start=1)]
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
-        raise DataError(f"{path}: cannot read the table ({exc})") from None
+    except Exception as exc:  # any reader failure (I/O, encoding, a corrupt Parquet file) is the file's fault
+        raise DataError(f"{path}: cannot read the table ({exc}); is the file truncated?") from None
 
 
 def _number(value: Any, where: str, field: str, *, integer: bool = False) -> float:
@@ -56,10 +74,11 @@ def _number(value: Any, where: str, field: str, *, integer: bool = False) -> flo
 
 
 def _flag(value: Any, where: str, field: str) -> bool:
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
+    if isinstance(value, str | int | float):
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
     raise DataError(f"{where}: field '{field}' is {value!r}; it must be 0, 1, true or false")
 
 
@@ -68,7 +87,7 @@ def load_table(path: Path, providers: Sequence[str] | None = None) -> tuple[Outc
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    columns, rows, first_line = _rows(path)
+    columns, rows = _rows(path)
     leaderboard = "resolved" in columns and "attempt" not in columns
     required = LEADERBOARD_COLUMNS if leaderboard else LONG_COLUMNS
     missing = [c for c in required if c not in columns]
@@ -76,18 +95,18 @@ def load_table(path: Path, providers: Sequence[str] | None = None) -> tuple[Outc
         raise DataError(f"{path}: missing field '{missing[0]}' (columns needed: {', '.join(required)})")
     if not rows:
         raise DataError(f"{path}: the table has no rows")
+    solved_field = "resolved" if leaderboard else "solved"
     attempts: dict[str, dict[str, dict[int, tuple[bool, float]]]] = {}
     units: dict[str, set[str]] = {}
-    for k, row in enumerate(rows):
-        where = f"{path}, line {first_line + k}"
+    for where, row in rows:
         instance, provider = str(row["instance"] or ""), str(row["provider"] or "")
         if not instance or not provider:
             raise DataError(f"{where}: field '{'instance' if not instance else 'provider'}' is empty")
         number = 0 if leaderboard else int(_number(row["attempt"], where, "attempt", integer=True))
-        solved = _flag(row["resolved" if leaderboard else "solved"], where, "resolved" if leaderboard else "solved")
+        solved = _flag(row[solved_field], where, solved_field)
         cost = _number(row["cost"], where, "cost")
         for field in ("input_tokens", "output_tokens"):
-            if field in columns and row[field] not in (None, ""):
+            if row.get(field) not in (None, ""):
                 _number(row[field], where, field, integer=True)
         cell = attempts.setdefault(provider, {}).setdefault(instance, {})
         if number in cell:
@@ -95,18 +114,11 @@ def load_table(path: Path, providers: Sequence[str] | None = None) -> tuple[Outc
             raise DataError(f"{where}: field 'instance': duplicate {what} {instance!r} for provider {provider!r}")
         cell[number] = (solved, cost)
         units.setdefault(provider, set()).add(str(row.get("cost_unit") or USD))
-    known = sorted(attempts)
-    chosen = list(providers) if providers else known
-    unknown = [p for p in chosen if p not in attempts]
-    if unknown:
-        raise DataError(f"unknown provider {', '.join(map(repr, unknown))} in {path}; known providers: {', '.join(known)}")
+    chosen = choose_providers(providers, sorted(attempts), path)
     for p in chosen:
         if len(units[p]) > 1:
             raise DataError(f"{path}: provider {p!r} has costs in several units ({', '.join(sorted(units[p]))})")
-    unit_of = {p: next(iter(units[p])) for p in chosen}
-    if len(set(unit_of.values())) > 1:
-        listing = ", ".join(f"{p} in {u}" for p, u in unit_of.items())
-        raise DataError(f"cost units differ across the providers of one market ({listing}); choose providers priced in one unit")
+    unit = common_unit({p: next(iter(units[p])) for p in chosen})
     cells: dict[str, Cells] = {}
     for p in chosen:
         cells[p] = {}
@@ -116,6 +128,4 @@ def load_table(path: Path, providers: Sequence[str] | None = None) -> tuple[Outc
                 np.array([solved for solved, _ in ordered], dtype=bool),
                 float(np.mean([cost for _, cost in ordered])),
             )
-    shared = set.intersection(*(set(c) for c in cells.values()))
-    outcomes = from_cells(cells, chosen, unit_of[chosen[0]], source=str(path))
-    return outcomes, MarketReport(kept=len(shared), dropped={p: len(c) - len(shared) for p, c in cells.items()})
+    return from_cells(cells, chosen, unit, source=str(path)), MarketReport.of(cells)

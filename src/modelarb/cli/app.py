@@ -8,6 +8,7 @@ import typer
 
 from modelarb import __version__
 from modelarb.cli import options
+from modelarb.cli.data import data_app
 from modelarb.cli.output import console, money, table, write_json
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(data_app)
 
 
 def _version(value: bool) -> None:

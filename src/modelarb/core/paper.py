@@ -36,19 +36,33 @@ class PaperSettings:
     pair: tuple[float, float, int]
     stages: tuple[float, float, int]
     total: float
+    distill_grid: BudgetGrid
+    distill_pair: tuple[float, float, int]
+    distill_levels: tuple[float, float] | None
 
     @classmethod
     def for_unit(cls, unit: str) -> PaperSettings:
         """Dollar markets use the SWE-bench grids; compute-unit markets the Lean ones."""
         if unit == USD:
-            return cls(BudgetGrid(1e-4, 1.0), BudgetGrid(1e-4, 1.0), (0.01, 0.5, 100), (1e-3, 1.0, 20), 1.0)
-        return cls(BudgetGrid(2e3, 1e9), BudgetGrid(2e3, 3e8), (2e3, 1e9, 100), (1e4, 1e9, 20), 1e9)
+            usd = BudgetGrid(1e-4, 1.0)
+            return cls(usd, usd, (0.01, 0.5, 100), (1e-3, 1.0, 20), 1.0, usd, (1e-3, 0.15, 100), None)
+        lean = BudgetGrid(2e3, 1e9)
+        return cls(lean, BudgetGrid(2e3, 3e8), (2e3, 1e9, 100), (1e4, 1e9, 20), 1e9, lean, (2e3, 1e9, 100), (0.7, 0.9))
 
     def pair_caps(self) -> Array:
         return pair_caps(*self.pair, total=self.total)
 
     def stage_caps(self, stages: int) -> Array:
         return stage_caps(stages, *self.stages, total=self.total)
+
+    def distill_caps(self) -> Array:
+        """(student, teacher) caps of the distillation pairs (METHOD §5.10)."""
+        return pair_caps(*self.distill_pair, total=self.total)
+
+    def distill_solve_rates(self, best: float, points: int = 100) -> Array:
+        """Levels of the distillation margin: fixed (Lean), else linspace(best − 0.1, best)."""
+        low, high = self.distill_levels or (best - 0.1, best)
+        return np.linspace(low, high, points)
 
 
 def pair_caps(low: float, high: float, points: int = 100, total: float = 1.0) -> Array:
@@ -71,8 +85,13 @@ def stage_caps(stages: int, low: float, high: float, points: int = 20, total: fl
 
 def provider_cost_curves(outcomes: Outcomes, levels: Array, grid: BudgetGrid) -> Array:
     """C_p(u) of each provider alone (P, U), on the grid."""
-    solve = pass_curves(outcomes, grid.budgets).mean(axis=0)
-    return cost_for_solve_rate(solve, expected_spend(solve, grid.budgets), levels)
+    return _single_costs(pass_curves(outcomes, grid.budgets), grid.budgets, levels)
+
+
+def _single_costs(curves: Array, budgets: Array, levels: Array) -> Array:
+    """C_p(u) (P, U) from per-instance pass curves (I, P, G) on `budgets`."""
+    solve = curves.mean(axis=0)
+    return cost_for_solve_rate(solve, expected_spend(solve, budgets), levels)
 
 
 def best_solve_rate(outcomes: Outcomes, grid: BudgetGrid) -> float:
@@ -100,7 +119,11 @@ def grid_search(
     budgets = grid.budgets
     order = order or outcomes.providers
     curves = pass_curves(outcomes, budgets)
-    provider_costs = provider_cost_curves(outcomes, levels, market_grid or grid)
+    market_grid = market_grid or grid
+    if np.array_equal(market_grid.budgets, budgets):
+        provider_costs = _single_costs(curves, budgets, levels)
+    else:
+        provider_costs = provider_cost_curves(outcomes, levels, market_grid)
     market = provider_costs.min(axis=0)
     stage_curves = curves[:, outcomes.provider_index(order), :]
 

@@ -1,0 +1,81 @@
+"""The arbitrageur of a market of any size (METHOD §5.6–5.7).
+
+In the paper's scheme a pair market keeps the paper's pair rule (one cap vector chosen
+by mean margin); larger markets take the cheapest cascade at each u over the per-stage
+cap grid. Providers that are cheapest at no level never set the price, so by default the
+cascade leaves them out, as the paper does for its six-model market.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from modelarb.core.paper import PaperSettings, Selection, grid_search, provider_cost_curves
+from modelarb.core.result import ArbitrageResult
+from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, check_levels, search
+from modelarb.data.outcomes import Outcomes
+from modelarb.economics.segmentation import segment
+from modelarb.errors import AnalysisError
+
+Array = NDArray[np.float64]
+MAX_STAGES = 5  # the paper's grid has 21^M cap vectors before filtering
+
+
+def market_arbitrage(
+    outcomes: Outcomes,
+    levels: Array,
+    scheme: Scheme = "paper",
+    cascade: Sequence[str] | None = None,
+    same_grid: bool = False,
+) -> ArbitrageResult:
+    """The cheapest cascade at each level, priced against every provider of `outcomes`.
+
+    `cascade`: the providers the arbitrageur buys from, in order (default: those cheapest at
+    some level, in market order). `same_grid`: use the per-stage grid and the cheapest cascade
+    at each u even for a pair, so that markets of different sizes compare on one grid.
+    The exact scheme searches the whole market and takes no `cascade`.
+    """
+    _check_scheme(scheme)
+    levels = check_levels(levels, best_solve_rate(outcomes, scheme))
+    if scheme == "exact":
+        if cascade is not None:
+            raise AnalysisError("the exact scheme searches every provider of the market; choose them with --providers")
+        return search(outcomes, levels, "exact")
+    settings = PaperSettings.for_unit(outcomes.unit)
+    if cascade is None:
+        if outcomes.n_providers == 2 and not same_grid:
+            return search(outcomes, levels, "paper")
+        costs = provider_cost_curves(outcomes, levels, settings.market_grid)
+        idle = segment(levels, costs, outcomes.providers).never_cheapest
+        cascade = [p for p in outcomes.providers if p not in idle]
+    order = tuple(cascade)
+    if len(order) > MAX_STAGES:
+        raise AnalysisError(
+            f"the paper's cap grid over {len(order)} stages is too large ({len(order)} > {MAX_STAGES}); "
+            "name fewer providers with --providers or use --scheme exact"
+        )
+    pair_rule = len(order) == 2 and not same_grid
+    caps = settings.pair_caps() if pair_rule else settings.stage_caps(len(order))
+    select: Selection = "mean_margin" if pair_rule else "per_level"
+    return grid_search(outcomes, levels, caps, select, settings.grid, order=order, market_grid=settings.market_grid)
+
+
+def cascade_cost(outcomes: Outcomes, levels: Array, providers: Sequence[str], scheme: Scheme = "paper") -> Array:
+    """C_q(u) of an arbitrageur restricted to `providers` (cheapest cascade at each u; ∞ where it cannot reach u)."""
+    _check_scheme(scheme)
+    if scheme == "paper":
+        return market_arbitrage(outcomes, levels, "paper", cascade=providers, same_grid=True).arbitrage_cost
+    sub = outcomes.select(list(providers))
+    reach = levels <= best_solve_rate(sub, "exact")
+    cost = np.full(len(levels), np.inf)
+    if reach.any():
+        cost[reach] = search(sub, levels[reach], "exact").arbitrage_cost
+    return cost
+
+
+def _check_scheme(scheme: str) -> None:
+    if scheme not in SCHEMES:
+        raise AnalysisError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")

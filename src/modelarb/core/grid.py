@@ -61,27 +61,40 @@ def expected_spend(solve: Array, budgets: Array) -> Array:
 
     The first segment runs from (0, P = 0) to the first grid budget, linear in x.
     """
+    return np.cumsum(spend_steps(solve, budgets), axis=-1)
+
+
+def spend_steps(solve: Array, budgets: Array) -> Array:
+    """∫(1 − P) over each grid segment (..., G): [0, b_0], then [b_{g−1}, b_g]; E(b) is their running sum.
+
+    With P linear in log x on [b0, b1], ∫(1 − P) = (w − a)(1 − p0) + a(1 − p1), where
+    w = b1 − b0 and a = b1 − w / ln(b1 / b0).
+    """
     b0, b1 = budgets[:-1], budgets[1:]
-    p0, p1 = solve[..., :-1], solve[..., 1:]
     width = b1 - b0
-    # ∫ P over [b0, b1] with P = p0 + (p1 - p0) (ln x - ln b0) / (ln b1 - ln b0)
-    integral_p = p0 * width + (p1 - p0) * (b1 - width / np.log(b1 / b0))
+    a = b1 - width / np.log(b1 / b0)
+    q = 1.0 - solve
     first = budgets[0] * (1.0 - 0.5 * solve[..., :1])
-    return np.concatenate([first, first + np.cumsum(width - integral_p, axis=-1)], axis=-1)
+    return np.concatenate([first, (width - a) * q[..., :-1] + a * q[..., 1:]], axis=-1)
 
 
 def level_positions(solve: Array, levels: Array) -> tuple[NDArray[np.int64], Array, NDArray[np.bool_]]:
     """Where each level u falls on each curve (K, G): segment j, fraction t, and u > max P.
 
-    Curves are made monotone first; one sorted search serves all rows (each row is
-    offset by 2, as P lies in [0, 1]).
+    Curves are made monotone first. Each curve value is ranked among the sorted levels
+    once; the number of values ≤ u on a curve is then a running count of those ranks.
     """
     p = np.maximum.accumulate(solve, axis=1)
-    rows = np.arange(p.shape[0])[:, None]
-    g = p.shape[1]
-    idx = np.searchsorted((p + 2.0 * rows).ravel(), levels[None, :] + 2.0 * rows, side="right") - 1 - rows * g
+    n_curves, g = p.shape
+    order = np.argsort(levels, kind="stable")
+    rank = np.searchsorted(levels[order], p, side="left")  # p[k, g] ≤ u_(r) exactly when rank ≤ r
+    width = len(levels) + 1
+    counts = np.bincount((rank + width * np.arange(n_curves)[:, None]).ravel(), minlength=n_curves * width)
+    at_most = np.cumsum(counts.reshape(n_curves, width), axis=1)[:, :-1]
+    idx = np.empty((n_curves, len(levels)), dtype=np.int64)
+    idx[:, order] = at_most - 1  # last grid point with P ≤ u
     j = np.clip(idx, 0, g - 2)
-    p_lo, p_hi = np.take_along_axis(p, j, 1), np.take_along_axis(p, j + 1, 1)
+    p_lo, p_hi = _segment_ends(p, j)
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.where(p_hi > p_lo, (levels[None, :] - p_lo) / (p_hi - p_lo), 0.0)
     t = np.where(idx < 0, 0.0, np.clip(t, 0.0, 1.0))
@@ -92,17 +105,16 @@ def cost_for_solve_rate(solve: Array, spend: Array, levels: Array) -> Array:
     """C(u) for each curve (..., G) at each level u: log E interpolated against P; ∞ above max P."""
     lead = solve.shape[:-1]
     p = solve.reshape(-1, solve.shape[-1])
-    log_e = np.log(np.maximum(spend.reshape(p.shape), 1e-300))
+    e = spend.reshape(p.shape)
     j, t, above = level_positions(p, levels)
-    e_lo, e_hi = np.take_along_axis(log_e, j, 1), np.take_along_axis(log_e, j + 1, 1)
+    e_lo, e_hi = (np.log(np.maximum(end, 1e-300)) for end in _segment_ends(e, j))
     cost = np.where(above, np.inf, np.exp(e_lo + t * (e_hi - e_lo)))
     return cost.reshape(*lead, len(levels))
 
 
 def cascade_spend(solve: Array, budgets: Array, stage_at: NDArray[np.int64]) -> Array:
     """Expected spend (K, G) of cascade curves: ∫(1 − P), but nothing is bought beyond the last cap."""
-    step = np.diff(expected_spend(solve, budgets), axis=-1, prepend=0.0)
-    return np.cumsum(np.where(stage_at >= 0, step, 0.0), axis=-1)
+    return np.cumsum(np.where(stage_at >= 0, spend_steps(solve, budgets), 0.0), axis=-1)
 
 
 def stage_spend(solve: Array, budgets: Array, stage_at: NDArray[np.int64], n_stages: int) -> Array:
@@ -111,7 +123,7 @@ def stage_spend(solve: Array, budgets: Array, stage_at: NDArray[np.int64], n_sta
     Each grid segment's ∫(1 − P) goes to the stage buying at its end; beyond the last
     cap nothing is bought, so the spend stops growing there.
     """
-    step = np.diff(expected_spend(solve, budgets), axis=-1, prepend=0.0)
+    step = spend_steps(solve, budgets)
     return np.cumsum(np.stack([np.where(stage_at == m, step, 0.0) for m in range(n_stages)], axis=1), axis=-1)
 
 
@@ -123,40 +135,54 @@ def cascade_curves(curves: Array, budgets: Array, caps: Array) -> tuple[Array, N
     with o_m the caps before it. Returns the averaged solve curves (K, G) and, per grid
     point, the stage spending there (K, G; -1 beyond the last cap).
 
-    Cascades sharing a prefix of caps share work: the weighted failure curve of a stage
-    given its prefix is one matrix product, read off at b − o_m afterwards.
+    Cascades sharing a prefix of caps share work: a stage's failure curve given its
+    prefix (the chance each instance is still unsolved, times the stage's own failure
+    curve, averaged) is one matrix product, read off at b − o_m once per prefix; each
+    cascade then takes, at each budget, the row of the stage spending there.
     """
-    n_inst, n_stage, _ = curves.shape
-    k = caps.shape[0]
+    n_inst, n_stage, n_budgets = curves.shape
     fail = 1.0 - curves
-    failure = np.empty((k, len(budgets)))
-    stage_at = np.full((k, len(budgets)), -1, dtype=np.int64)
+    stage = _stages_done(np.searchsorted(budgets, np.cumsum(caps, axis=1), side="right"), n_budgets)
+    tables: list[Array] = []  # per stage: its failure curve given each prefix, read at b − o_m
+    row_of = np.empty(caps.shape, dtype=np.int64)  # each cascade's row in the stacked tables, per stage
     weights = np.ones((1, n_inst))  # per prefix: chance each instance is still unsolved
-    prefix_of = np.zeros(k, dtype=np.int64)
-    offset = np.zeros(k)
+    offset = np.zeros(1)  # per prefix: the budget its caps use up
+    prefix_of = np.zeros(len(caps), dtype=np.int64)
     for m in range(n_stage):
+        row_of[:, m] = sum(len(table) for table in tables) + prefix_of
         stage_mean = weights @ fail[:, m, :] / n_inst  # (prefixes, G)
-        cap = caps[:, m]
-        rows, cols = np.nonzero((budgets[None, :] > offset[:, None]) & (budgets[None, :] <= (offset + cap)[:, None]))
-        x = budgets[cols] - offset[rows]
-        failure[rows, cols] = _read_rows(stage_mean, prefix_of[rows], budgets, x, weights.mean(axis=1))
-        stage_at[rows, cols] = m
-        # extend prefixes by this stage's cap
-        cap_values, cap_index = np.unique(cap, return_inverse=True)
-        unique_keys, new_prefix = np.unique(np.stack([prefix_of, cap_index], axis=1), axis=0, return_inverse=True)
-        new_caps = cap_values[unique_keys[:, 1]]
-        at_cap = interpolate_log(fail[:, m, :], budgets, new_caps, below=1.0)  # (I, new prefixes)
-        weights = weights[unique_keys[:, 0]] * np.where(new_caps > 0, at_cap, 1.0).T
-        prefix_of = new_prefix.ravel()
-        offset = offset + cap
-    beyond = budgets[None, :] > offset[:, None]
-    final = (weights.mean(axis=1))[prefix_of]
-    failure = np.where(beyond, final[:, None], failure)
-    return 1.0 - failure, stage_at
+        tables.append(_read_rows(stage_mean, budgets, budgets[None, :] - offset[:, None], weights.mean(axis=1)))
+        cap_values, cap_index = np.unique(caps[:, m], return_inverse=True)
+        at_cap = np.where(cap_values > 0, interpolate_log(fail[:, m, :], budgets, cap_values, below=1.0), 1.0)
+        if m == n_stage - 1:
+            final = (weights @ at_cap / n_inst)[prefix_of, cap_index]
+            break
+        # extend each prefix by this stage's cap
+        keys, prefix_of = np.unique(prefix_of * len(cap_values) + cap_index, return_inverse=True)
+        parent, value = np.divmod(keys, len(cap_values))
+        weights = weights[parent] * at_cap[:, value].T
+        offset = offset[parent] + cap_values[value]
+    inside = stage < n_stage
+    rows = np.take(row_of, np.minimum(stage, n_stage - 1) + n_stage * np.arange(len(caps))[:, None])
+    failure = np.where(inside, np.take(np.concatenate(tables), rows * n_budgets + np.arange(n_budgets)), final[:, None])
+    return 1.0 - failure, np.where(inside, stage, -1)
 
 
-def _read_rows(table: Array, row: NDArray[np.int64], budgets: Array, x: Array, below: Array) -> Array:
-    """table[row] read at budgets x (linear in log b); below the grid: `below[row]`."""
+def _stages_done(ends: NDArray[np.int64], n_budgets: int) -> NDArray[np.int64]:
+    """Per cascade and grid point (K, G), how many stages end at or before it; `ends` (K, M) are grid indices."""
+    width = n_budgets + 1
+    marks = np.bincount((ends + width * np.arange(len(ends))[:, None]).ravel(), minlength=len(ends) * width)
+    return np.cumsum(marks.reshape(len(ends), width)[:, :n_budgets], axis=1)
+
+
+def _read_rows(table: Array, budgets: Array, x: Array, below: Array) -> Array:
+    """Each row of `table` (R, G) read at its budgets x (R, Q), linear in log b; below the grid: `below` (R,)."""
     j, t = _log_position(budgets, x)
-    value = table[row, j] + t * (table[row, j + 1] - table[row, j])
-    return np.where(x < budgets[0], below[row], value)
+    lo, hi = _segment_ends(table, j)
+    return np.where(x < budgets[0], below[:, None], lo + t * (hi - lo))
+
+
+def _segment_ends(rows: Array, j: NDArray[np.int64]) -> tuple[Array, Array]:
+    """rows[r, j[r, q]] and rows[r, j[r, q] + 1] for rows (R, G) and segments j (R, Q)."""
+    flat = j + rows.shape[1] * np.arange(len(rows))[:, None]
+    return np.take(rows, flat), np.take(rows, flat + 1)

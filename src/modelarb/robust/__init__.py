@@ -1,0 +1,23 @@
+"""Robust arbitrage (METHOD §6): fit a cascade on a bought sample, evaluate it on another domain."""
+
+from modelarb.robust.analysis import PAPER_FIT_BUDGETS, RobustResult, run
+from modelarb.robust.domains import domain_mask, known_domains
+from modelarb.robust.executors import DaskExecutor, Executor, ProcessExecutor, SerialExecutor, executor_for
+from modelarb.robust.fit import RobustScheme
+from modelarb.robust.sampling import ACCOUNTINGS, Accounting
+
+__all__ = [
+    "ACCOUNTINGS",
+    "PAPER_FIT_BUDGETS",
+    "Accounting",
+    "DaskExecutor",
+    "Executor",
+    "ProcessExecutor",
+    "RobustResult",
+    "RobustScheme",
+    "SerialExecutor",
+    "domain_mask",
+    "executor_for",
+    "known_domains",
+    "run",
+]

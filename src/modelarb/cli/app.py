@@ -10,6 +10,7 @@ from modelarb import __version__
 from modelarb.cli import options
 from modelarb.cli.data import data_app
 from modelarb.cli.output import console, money, table, write_json
+from modelarb.cli.robust import robust
 
 app = typer.Typer(
     name="modelarb",
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app)
+app.command()(robust)
 
 
 def _version(value: bool) -> None:

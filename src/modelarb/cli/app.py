@@ -8,6 +8,7 @@ import typer
 
 from modelarb import __version__
 from modelarb.cli import options
+from modelarb.cli.arbitrage import arbitrage
 from modelarb.cli.data import data_app
 from modelarb.cli.output import console, money, table, write_json
 from modelarb.cli.robust import robust
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app)
+app.command()(arbitrage)
 app.command()(robust)
 
 

@@ -1,0 +1,181 @@
+"""`modelarb arbitrage`: the cheapest cascade at each target solve rate, against the market price."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import typer
+from numpy.typing import NDArray
+
+from modelarb.cli import options
+from modelarb.cli.output import console, console_err, money, percent, table, write_json
+from modelarb.core.result import ArbitrageResult
+from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, search
+from modelarb.data.outcomes import Outcomes
+from modelarb.errors import AnalysisError
+
+PAPER_MAX_PROVIDERS = 4  # the paper's 20-point grid per stage (METHOD §5.7) grows as 21^M
+TABLE_ROWS = 15
+
+
+class SchemeName(StrEnum):
+    """`--scheme` choices: the library's schemes."""
+
+    exact = "exact"
+    paper = "paper"
+
+
+SchemeOption = typer.Option(
+    SchemeName.exact,
+    "--scheme",
+    case_sensitive=False,
+    help="exact: exact curves and caps, every provider order (METHOD §3–4); "
+    "paper: the paper's budget grid and cap grids (METHOD §5), to reproduce its numbers.",
+)
+LevelsOption = typer.Option(
+    None,
+    "--levels",
+    help="Target solve rates as start:stop:count, e.g. 0.68:0.755:1000; stop may be `best` "
+    "(the best single provider's solve rate). [default: from the best provider's mean pass@1 to best, 1000 points]",
+    show_default=False,
+)
+
+
+def scheme_of(option: SchemeName) -> Scheme:
+    """The library's scheme name for a `--scheme` choice."""
+    if option.value not in SCHEMES:
+        raise AnalysisError(f"unknown scheme {option.value!r}; choose one of {', '.join(SCHEMES)}")
+    return cast(Scheme, option.value)
+
+
+def solve_rate_grid(spec: str | None, outcomes: Outcomes, scheme: Scheme) -> NDArray[np.float64]:
+    """The levels u of `--levels start:stop:count` (stop may be `best`), or the default grid."""
+    best = best_solve_rate(outcomes, scheme)
+    if spec is None:
+        low = float(outcomes.pass_at_1.mean(axis=0).max())
+        if low >= best:
+            raise AnalysisError(
+                f"the best mean pass@1 ({low:.4f}) is not below the best solve rate ({best:.4f}); "
+                "give the solve rates with --levels start:stop:count"
+            )
+        return np.linspace(low, best, 1000)
+    parts = spec.split(":")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        start = float(parts[0])
+        stop = best if parts[1].strip().lower() == "best" else float(parts[1])
+        count = int(parts[2])
+    except ValueError:
+        raise AnalysisError(
+            f"--levels {spec!r} is not start:stop:count; write e.g. --levels 0.68:0.755:1000 or 0.68:best:1000"
+        ) from None
+    if count < 0:
+        raise AnalysisError(f"--levels {spec!r}: the count must be a positive number of solve rates")
+    grid = np.linspace(start, stop, count)
+    if grid.size and (grid.min() <= 0 or grid.max() > best + 1e-9):
+        raise AnalysisError(
+            f"--levels {spec!r}: solve rates must lie in (0, {best:.4f}], the best single provider's solve rate "
+            f"in the {scheme} scheme; end the grid there with e.g. --levels {parts[0]}:best:{count}"
+        )
+    return grid
+
+
+def cascade_label(result: ArbitrageResult, k: int) -> str:
+    """`#1`, or `#1 70% + #3 30%` where two cascades are mixed (shares of customers), or `—` where none reaches u."""
+    main = int(result.cascade_at[k])
+    if main < 0:
+        return "—"
+    partner = -1 if result.partner_at is None else int(result.partner_at[k])
+    if partner < 0 or result.partner_weight is None:
+        return f"#{main + 1}"
+    weight = float(result.partner_weight[k])
+    return f"#{main + 1} {1 - weight:.0%} + #{partner + 1} {weight:.0%}"
+
+
+def named_cascades(result: ArbitrageResult, rows: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Indices of the cascades the shown rows use (main and mixed-in partner)."""
+    used = [result.cascade_at[rows]]
+    if result.partner_at is not None:
+        used.append(result.partner_at[rows])
+    every = np.unique(np.concatenate(used))
+    return every[every >= 0]
+
+
+def shown_rows(result: ArbitrageResult, rows: int = TABLE_ROWS) -> NDArray[np.int64]:
+    """About `rows` evenly spaced levels, plus the one with the largest margin."""
+    count = len(result.levels)
+    spaced = np.linspace(0, count - 1, min(rows, count)).round().astype(np.int64)
+    return np.unique(np.append(spaced, int(result.margin.argmax())))
+
+
+def print_result(result: ArbitrageResult, outcomes: Outcomes) -> None:
+    """The level table, the cascades it names, then the maximum margin and where it is reached."""
+    unit, best = result.cost_unit, int(result.margin.argmax())
+    shown = shown_rows(result)
+    rows = [
+        [
+            f"{'[bold]' if k == best else ''}{result.levels[k]:.4f}",
+            money(result.market_price[k], unit),
+            money(result.arbitrage_cost[k], unit),
+            f"{'[bold]' if k == best else ''}{percent(result.margin[k])}",
+            result.providers[int(result.cheapest[k])],
+            cascade_label(result, int(k)),
+        ]
+        for k in shown
+    ]
+    table(
+        f"{', '.join(outcomes.providers)} · {outcomes.n_instances} instances · scheme {result.scheme} · "
+        f"{len(shown)} of {len(result.levels)} levels · market price and arbitrage cost per instance in {unit}",
+        ["u", "market", "arbitrage", "margin", "cheapest", "cascade"],
+        rows,
+    )
+    for index in named_cascades(result, shown):
+        console.print(f"#{index + 1} {result.cascades[index].describe(unit)}", highlight=False)
+    console.print(f"search: {result.method}", highlight=False)
+    console.print(
+        f"maximum margin {percent(result.max_margin)} at u = {result.max_margin_at:.4f}: market price "
+        f"{money(result.market_price[best], unit)}, arbitrage cost {money(result.arbitrage_cost[best], unit)}",
+        highlight=False,
+    )
+
+
+def arbitrage(
+    data: Path | None = options.DataOption,
+    providers: str | None = options.ProvidersOption,
+    scheme: SchemeName = SchemeOption,
+    levels: str | None = LevelsOption,
+    unit: str | None = options.UnitOption,
+    json_path: Path | None = options.JsonOption,
+) -> None:
+    """Find the cheapest cascade at each target solve rate u, and its margin over the market price.
+
+    Prints u, market price C_P(u), arbitrage cost C_q(u), net margin, the
+    cheapest single provider and the cascade, for about 15 evenly spaced
+    levels and the one with the largest margin; then the maximum margin.
+
+    JSON keys (--json FILE):
+    levels, market_price, arbitrage_cost, profit, margin: one value per u;
+    max_margin, max_margin_at;
+    cascades (list of {providers, caps});
+    cascade_at: index into cascades per u (-1: none);
+    partner_at, partner_weight: a second cascade mixed in at u, its share;
+    provider_costs ({provider: C_p(u)}), cheapest_provider;
+    spend_by_provider ({provider: arbitrageur's spend per u});
+    providers, cost_unit, scheme, method, instances, source.
+    """
+    outcomes = options.market(data, providers, unit)
+    chosen = scheme_of(scheme)
+    if chosen == "paper" and outcomes.n_providers > PAPER_MAX_PROVIDERS:
+        raise AnalysisError(
+            f"the paper scheme's cap grid covers at most {PAPER_MAX_PROVIDERS} providers, got "
+            f"{outcomes.n_providers}; choose them with --providers, or use --scheme exact"
+        )
+    grid = solve_rate_grid(levels, outcomes, chosen)
+    with console_err.status(f"searching cascades ({chosen} scheme) …"):
+        result = search(outcomes, grid, chosen)
+    print_result(result, outcomes)
+    write_json(json_path, {**result.to_dict(), "instances": outcomes.n_instances, "source": outcomes.source})

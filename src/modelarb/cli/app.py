@@ -10,6 +10,7 @@ from modelarb import __version__
 from modelarb.cli import options
 from modelarb.cli.arbitrage import arbitrage
 from modelarb.cli.data import data_app
+from modelarb.cli.market import market_app
 from modelarb.cli.output import console, money, table, write_json
 from modelarb.cli.robust import robust
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app)
+app.add_typer(market_app)
 app.command()(arbitrage)
 app.command()(robust)
 

@@ -1,0 +1,278 @@
+"""`modelarb market ...`: revenue shares, price competition, market entry and distillation (METHOD §5.8–5.10, §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from modelarb.cli import options
+from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, shown_rows, solve_rate_grid
+from modelarb.cli.output import console, console_err, money, percent, table, write_json
+from modelarb.core.result import ArbitrageResult
+from modelarb.core.search import Scheme
+from modelarb.data.outcomes import Outcomes
+from modelarb.economics import (
+    CompetitionResult,
+    cascade_cost,
+    compete,
+    distillation,
+    market_arbitrage,
+    market_entry,
+    revenue,
+    segmentation,
+)
+from modelarb.errors import AnalysisError
+
+market_app = typer.Typer(
+    name="market",
+    help="Market economics: revenue shares, price competition, market entry, distillation.",
+    no_args_is_help=True,
+)
+DistillDataOption = typer.Option(
+    None,
+    "--data",
+    help="Folder of the teacher's and students' .jsonl files "
+    "[default: $MODELARB_DATA/swebench/distill, else the downloaded paper data]",
+    show_default=False,
+)
+
+
+def _arbitrage(outcomes: Outcomes, levels: np.ndarray, scheme: Scheme) -> ArbitrageResult:
+    with console_err.status(f"searching cascades ({scheme} scheme) …"):
+        return market_arbitrage(outcomes, levels, scheme)
+
+
+@market_app.command("revenue")
+def revenue_command(
+    data: Path | None = options.DataOption,
+    providers: str | None = options.ProvidersOption,
+    scheme: SchemeName = SchemeOption,
+    levels: str | None = LevelsOption,
+    unit: str | None = options.UnitOption,
+    json_path: Path | None = options.JsonOption,
+) -> None:
+    """Who earns what at each solve rate u, without and with the arbitrageur.
+
+    Prints the bands of u in which each provider is cheapest, then per u the market price,
+    the arbitrageur's margin, every provider's revenue share with the arbitrageur and the
+    providers' revenue change (what they keep of the market).
+
+    JSON keys: arbitrage (as `modelarb arbitrage`), revenue {levels, providers, cost_unit,
+    market_price, revenue_without, revenue_with ({provider: per u}), arbitrageur_profit,
+    shares_without, shares_with ({provider or "arbitrageur": per u}), revenue_change,
+    arbitraged}, segmentation {providers, bands (list of {provider, u_low, u_high}),
+    never_cheapest}, instances, source.
+    """
+    outcomes = options.market(data, providers, unit)
+    chosen = scheme_of(scheme)
+    result = _arbitrage(outcomes, solve_rate_grid(levels, outcomes, chosen), chosen)
+    earned, segments = revenue(result), segmentation(result)
+    unit_ = result.cost_unit
+    table(
+        "Cheapest single provider without arbitrage",
+        ["provider", "from u", "to u"],
+        [[p, f"{low:.4f}", f"{high:.4f}"] for p, low, high in segments.bands],
+    )
+    if segments.never_cheapest:
+        console.print(f"never cheapest: {', '.join(segments.never_cheapest)}", highlight=False)
+    shares = earned.shares_with
+    table(
+        f"Revenue shares with the arbitrageur · scheme {result.scheme} · prices per instance in {unit_}",
+        ["u", "market price", "margin", *result.providers, "arbitrageur", "providers keep"],
+        [
+            [f"{result.levels[k]:.4f}", money(result.market_price[k], unit_), percent(result.margin[k]),
+             *(percent(v) for v in shares[k]), percent(earned.revenue_change[k])]
+            for k in shown_rows(result)
+        ],
+    )
+    low = int(np.nanargmin(earned.revenue_change))
+    console.print(
+        f"maximum margin {percent(result.max_margin)} at u = {result.max_margin_at:.4f}; providers keep "
+        f"{percent(earned.revenue_change[low])} of the market at worst (u = {earned.levels[low]:.4f}), "
+        f"{percent(float(np.nanmean(earned.revenue_change)))} on average",
+        highlight=False,
+    )
+    write_json(json_path, {"arbitrage": result.to_dict(), "revenue": earned.to_dict(),
+                           "segmentation": segments.to_dict(), "instances": outcomes.n_instances,
+                           "source": outcomes.source})
+
+
+@market_app.command("compete")
+def compete_command(
+    data: Path | None = options.DataOption,
+    providers: str | None = options.ProvidersOption,
+    scheme: SchemeName = SchemeOption,
+    levels: str | None = LevelsOption,
+    factor: float = typer.Option(0.93, "--factor", help="Each undercut multiplies the price by this (0 < f < 1)."),
+    rounds: int = typer.Option(7, "--rounds", help="Rounds of undercutting to show.", min=0),
+    settle: bool = typer.Option(False, "--settle", help="Run until nobody can undercut, instead of --rounds."),
+    rival: str | None = typer.Option(
+        None, "--rival-providers", help="A second arbitrageur that buys only from these providers (comma-separated)."
+    ),
+    unit: str | None = options.UnitOption,
+    json_path: Path | None = options.JsonOption,
+) -> None:
+    """Arbitrageurs undercut each other from the market price, round by round.
+
+    Without --rival-providers: two identical arbitrageurs (the paper's race): the price falls
+    by --factor per round down to their cost. With it: the full arbitrageur against one with
+    fewer providers; the race settles at the second-lowest cost and the cheaper one keeps the gap.
+
+    JSON keys: levels, cost_unit, names, factor, rounds, market_price, arbitrage_costs
+    ({name: per u}), prices (per round, per u), price_ratio (price / market price),
+    settled_price, winner (name per u, null: the providers keep the market), settled_margin,
+    instances, source.
+    """
+    outcomes = options.market(data, providers, unit)
+    chosen = scheme_of(scheme)
+    grid = solve_rate_grid(levels, outcomes, chosen)
+    result = _arbitrage(outcomes, grid, chosen)
+    names, costs = ["arbitrageur A", "arbitrageur B"], [result.arbitrage_cost, result.arbitrage_cost]
+    rival_names = options.provider_list(rival)
+    if rival_names is not None:
+        if not set(rival_names) < set(outcomes.providers):
+            raise AnalysisError(
+                f"--rival-providers must be a strict subset of the market's providers ({', '.join(outcomes.providers)})"
+            )
+        with console_err.status("searching the rival's cascades …"):
+            costs[1] = cascade_cost(outcomes, result.levels, rival_names, chosen)
+        names = ["arbitrageur", "rival"]
+        console.print(f"rival buys only from {', '.join(rival_names)}", highlight=False)
+    race = compete(np.stack(costs), result.market_price, names, factor, None if settle else rounds)
+    _print_race(race, result)
+    write_json(json_path, {"levels": result.levels, "cost_unit": result.cost_unit, **race.to_dict(),
+                           "instances": outcomes.n_instances, "source": outcomes.source})
+
+
+def _print_race(race: CompetitionResult, result: ArbitrageResult) -> None:
+    unit = result.cost_unit
+    sells = race.winner >= 0
+    table(
+        f"Undercutting by ×{race.factor:g} per round · {int(sells.sum())} of {len(sells)} levels contested",
+        ["round", "mean price / market", "lowest price / market", "winner's mean margin"],
+        [
+            [t, f"{np.nanmean(race.price_ratio[t]):.3f}", f"{np.nanmin(race.price_ratio[t]):.3f}",
+             percent(float(race.margins[t, sells].mean())) if sells.any() else "—"]
+            for t in range(race.rounds + 1)
+        ],
+    )
+    table(
+        f"Where the race settles · prices per instance in {unit}",
+        ["u", "market price", *race.names, f"price after {race.rounds} rounds", "settled price", "served by",
+         "settled margin"],
+        [
+            [f"{result.levels[k]:.4f}", money(race.market_price[k], unit),
+             *(money(c, unit) for c in race.arbitrage_costs[:, k]), money(race.prices[-1, k], unit),
+             money(race.settled_price[k], unit), race.names[race.winner[k]] if race.winner[k] >= 0 else "providers",
+             percent(race.settled_margin[k])]
+            for k in shown_rows(result)
+        ],
+    )
+
+
+@market_app.command("entry")
+def entry_command(
+    entrant: str = typer.Option(..., "--entrant", help="The provider that joins the market."),
+    data: Path | None = options.DataOption,
+    providers: str | None = typer.Option(
+        None, "--providers", "-p", help="The incumbents, comma-separated [default: every other provider in --data]."
+    ),
+    scheme: SchemeName = SchemeOption,
+    levels: str | None = LevelsOption,
+    unit: str | None = options.UnitOption,
+    json_path: Path | None = options.JsonOption,
+) -> None:
+    """A provider enters the market: every incumbent's revenue share before and after, averaged over u.
+
+    --levels must lie within the incumbents' reach (stop may be `best`: the incumbents' best).
+
+    JSON keys: incumbents, entrant, cost_unit, levels, shares_with_arbitrage and
+    shares_without_arbitrage, each {before, after: {provider or "arbitrageur": {per_level,
+    average}}}, instances, source.
+    """
+    incumbents = options.provider_list(providers)
+    outcomes = options.market(data, None if incumbents is None else ",".join([*incumbents, entrant]), unit)
+    if incumbents is None:
+        incumbents = [p for p in outcomes.providers if p != entrant]
+    outcomes.provider_index([entrant])
+    chosen = scheme_of(scheme)
+    grid = solve_rate_grid(levels, outcomes.select(incumbents), chosen)
+    with console_err.status(f"searching both markets ({chosen} scheme) …"):
+        entry = market_entry(outcomes, incumbents, entrant, grid, chosen)
+    columns = (*entry.providers, "arbitrageur")
+    without_before, without_after = entry.average_without_before, entry.average_without_after
+    with_before, with_after = entry.average_with_before, entry.average_with_after
+    table(
+        f"Average revenue shares over {len(grid)} levels u ∈ [{grid.min():.4f}, {grid.max():.4f}] · "
+        f"{entrant} enters · scheme {chosen}",
+        ["provider", "no arbitrage: before", "after", "with arbitrage: before", "after", "change"],
+        [
+            [name, percent(without_before[k]) if k < len(without_before) else "—",
+             percent(without_after[k]) if k < len(without_after) else "—",
+             percent(with_before[k]), percent(with_after[k]), f"{100 * (with_after[k] - with_before[k]):+.1f} pts"]
+            for k, name in enumerate(columns)
+        ],
+    )
+    write_json(json_path, {**entry.to_dict(), "instances": outcomes.n_instances, "source": outcomes.source})
+
+
+@market_app.command("distill")
+def distill_command(
+    teacher: str = typer.Option(..., "--teacher", help="The teacher model (provider name)."),
+    students: str = typer.Option(..., "--students", help="Student checkpoints, comma-separated."),
+    tokens: str = typer.Option(
+        ..., "--tokens", help="Distillation tokens (or examples) of each student, e.g. 70e6,2e8,6e8,1.8e9,5.4e9."
+    ),
+    data: Path | None = DistillDataOption,
+    scheme: SchemeName = SchemeOption,
+    max_k: int = typer.Option(100, "--max-k", help="pass@k curves for k = 1..K.", min=1),
+    unit: str | None = options.UnitOption,
+    json_path: Path | None = options.JsonOption,
+) -> None:
+    """Pair each student checkpoint with its teacher: the arbitrageur's margin against distillation data.
+
+    Per student: the margin averaged over the top 0.1 of solve rates (Lean: u ∈ [0.7, 0.9]) at the
+    best caps (METHOD §5.10), and the teacher's revenue kept; then a fit margin = a + b·log10(tokens).
+
+    JSON keys: teacher, cost_unit, scheme, students (list of {student, tokens, max_margin,
+    cascade, levels, margin, pass_at_k, teacher_revenue {alone, without_arbitrage,
+    with_arbitrage}, teacher_revenue_ratio}), k, teacher_pass_at_k, fit {intercept, slope,
+    r_squared}, instances, source.
+    """
+    names = options.provider_list(students) or []
+    counts = _numbers(tokens)
+    if len(counts) != len(names):
+        raise AnalysisError(f"--tokens needs one number per student: {len(names)} student(s), {len(counts)} number(s)")
+    outcomes = options.market(data, ",".join([*names, teacher]), unit, domain="swebench/distill")
+    chosen = scheme_of(scheme)
+    with console_err.status(f"searching {len(names)} student–teacher pairs ({chosen} scheme) …"):
+        result = distillation(outcomes, teacher, names, counts, chosen, max_k)
+    table(
+        f"Distillation from {teacher} · {outcomes.n_instances} instances · scheme {chosen} · "
+        f"costs in {result.cost_unit}",
+        ["student", "tokens", "max margin", "cascade (top u)", "teacher keeps"],
+        [
+            [name, f"{result.tokens[s]:.3g}", percent(result.max_margin[s]),
+             cascade.describe(result.cost_unit) if (cascade := result.cascades[s]) else "—",
+             percent(result.teacher_revenue_ratio[s])]
+            for s, name in enumerate(result.students)
+        ],
+    )
+    fit = result.fit
+    if np.isfinite(fit.slope):
+        console.print(
+            f"fit: max margin = {100 * fit.intercept:.1f}% + {100 * fit.slope:.1f} pts × log10(tokens), "
+            f"r² = {fit.r_squared:.3f}",
+            highlight=False,
+        )
+    write_json(json_path, {**result.to_dict(), "instances": outcomes.n_instances, "source": outcomes.source})
+
+
+def _numbers(text: str) -> list[float]:
+    """`70e6,2e8` -> [7e7, 2e8]; a clear error for anything else."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise AnalysisError(f"--tokens {text!r}: give comma-separated numbers, e.g. 70e6,2e8,6e8") from None

@@ -12,6 +12,8 @@ from modelarb.cli.arbitrage import arbitrage
 from modelarb.cli.data import data_app
 from modelarb.cli.market import market_app
 from modelarb.cli.output import console, money, table, write_json
+from modelarb.cli.plan import plan_app
+from modelarb.cli.reproduce import reproduce
 from modelarb.cli.robust import robust
 
 app = typer.Typer(
@@ -25,6 +27,8 @@ app = typer.Typer(
 app.add_typer(data_app)
 app.add_typer(market_app)
 app.command()(arbitrage)
+app.add_typer(plan_app)
+app.command()(reproduce)
 app.command()(robust)
 
 

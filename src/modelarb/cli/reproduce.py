@@ -1,0 +1,124 @@
+"""`modelarb reproduce`: every experiment of the paper on its data, written out as a report."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from modelarb import __version__
+from modelarb.cli.output import console, console_err, table
+from modelarb.core.search import SCHEMES, Scheme
+from modelarb.data import download
+from modelarb.data.locate import DEFAULT_DATASET, dataset_dir
+from modelarb.data.registry import dataset
+from modelarb.errors import DatasetError, ModelarbError
+
+if TYPE_CHECKING:
+    from modelarb.report.metrics import MetricRow
+
+
+def paper_data_root(data: Path | None) -> Path:
+    """The paper's data folder: --data, else $MODELARB_DATA, else the cache, else downloaded into the cache."""
+    if data is not None:
+        return data
+    env = os.environ.get("MODELARB_DATA")
+    if env:
+        return Path(env)
+    folder = dataset_dir(DEFAULT_DATASET)
+    if all((folder / relpath).is_file() for relpath in dataset(DEFAULT_DATASET).files):
+        return folder
+    console_err.print(f"no local copy of the paper's data: downloading it into {folder} (checksums verified)")
+    try:
+        return download.pull(DEFAULT_DATASET)
+    except DatasetError as exc:
+        raise DatasetError(
+            f"cannot download the paper's data ({exc}). Pass --data DIR (the computational-arbitrage folder "
+            "holding swebench/ and lean/) or set MODELARB_DATA to it"
+        ) from None
+
+
+def _advance(progress: Progress, task: TaskID) -> Callable[[int], None]:
+    return lambda steps: progress.advance(task, steps)
+
+
+def _verdict(row: MetricRow) -> str:
+    if row.within:
+        return "yes"
+    return "no (bootstraps)" if row.metric.bootstrap else "no (known)" if row.metric.known else "[red]no[/]"
+
+
+def reproduce(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="The paper's data folder (holding swebench/ and lean/) "
+            "[default: $MODELARB_DATA, else the cached or downloaded copy]",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the report into.")] = Path("modelarb-report"),
+    scheme: Annotated[str, typer.Option("--scheme", help="paper: the paper's grids; exact: exact curves.")] = "paper",
+    quick: Annotated[bool, typer.Option("--quick", help="Coarser grids and few bootstraps: about a minute.")] = False,
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", help="Run bootstraps on this Dask scheduler (tcp://HOST:PORT).")
+    ] = None,
+) -> None:
+    """Reproduce the paper: figures (PNG, SVG), metrics.json and report.html in --out.
+
+    metrics.json holds, for every headline number, ours, the paper's, the tolerance and whether
+    ours is within it; report.html shows the same table, then each experiment's figure.
+    """
+    # the experiments pull in matplotlib and every analysis: import them only when reproducing
+    from modelarb.experiments import EXPERIMENTS, Context, PaperData, Settings
+    from modelarb.report.build import write_report
+
+    if scheme not in SCHEMES:
+        raise ModelarbError(f"--scheme {scheme!r} is not a scheme; choose one of {', '.join(SCHEMES)}")
+    if out.exists() and not out.is_dir():
+        raise ModelarbError(f"--out {out} is a file; give a folder for the report")
+    started = time.perf_counter()
+    paper = PaperData(paper_data_root(data))
+    settings = Settings(scheme=cast(Scheme, scheme), cluster=cluster)
+    settings = settings.quick() if quick else settings
+    context = Context(paper, settings)
+    results: dict[str, Any] = {}
+    columns = (TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console_err) as progress:
+        tasks = {e.name: progress.add_task(e.title, total=e.steps(settings)) for e in EXPERIMENTS}
+        drawing = progress.add_task("Figures and report", total=len(EXPERIMENTS))
+        for experiment in EXPERIMENTS:
+            task = tasks[experiment.name]
+            results[experiment.name] = experiment.run(context, _advance(progress, task))
+            progress.update(task, completed=experiment.steps(settings))
+        run = {
+            "scheme": scheme,
+            "quick": quick,
+            "data": str(paper.root),
+            "bootstraps": settings.bootstraps,
+            "pair_levels": settings.pair_levels,
+            "market_levels": settings.market_levels,
+            "modelarb": __version__,
+        }
+        summary = (
+            f"modelarb {__version__} · scheme {scheme}{' · --quick' if quick else ''} · "
+            f"{settings.bootstraps} bootstraps · data {paper.root}"
+        )
+        report = write_report(out, results, run, summary, lambda name: progress.advance(drawing, 1))
+    within = sum(r.within for r in report.rows)
+    table(
+        f"{within} of {len(report.rows)} headline numbers within tolerance (full descriptions in report.html)",
+        ["metric", "paper", "ours", "tolerance", "within"],
+        [
+            [r.metric.key, r.metric.show_paper(), r.metric.show(r.ours), r.metric.show_tolerance(), _verdict(r)]
+            for r in report.rows
+        ],
+    )
+    console.print(f"report: {report.html.resolve()}", highlight=False)
+    console.print(f"total time: {time.perf_counter() - started:.1f} s", highlight=False)

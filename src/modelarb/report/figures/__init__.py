@@ -1,0 +1,1 @@
+"""One module per experiment: its figure and explanation as a report `Section`."""

@@ -56,6 +56,13 @@ def test_revenue_table_and_json(run_cli: Run, market_dir: Path, tmp_path: Path) 
     assert payload["segmentation"]["bands"][0]["provider"] in {"p0", "p1", "p2"}
 
 
+def test_exact_scheme_revenue(run_cli: Run, market_dir: Path) -> None:
+    result = run_cli("market", "revenue", "--data", str(market_dir), "-p", "p0,p2", "--scheme", "exact",
+                     "--levels", "0.3:best:20")
+    assert result.code == 0, result.err
+    assert "scheme exact" in result.out
+
+
 def test_compute_units_are_never_dollars(run_cli: Run, tmp_path: Path) -> None:
     folder = _write_market(tmp_path / "lean", unit="compute", seed=1)
     for args in (["revenue"], ["compete", "--rival-providers", "p0,p1"]):

@@ -380,3 +380,31 @@ def test_a_cheap_weak_provider_and_a_dear_strong_one_leave_room_for_arbitrage() 
     assert np.all(earned.shares_with[earned.arbitraged, -1] > 0)
     np.testing.assert_allclose(earned.shares_with.sum(axis=1), 1.0, atol=1e-9)
     assert earned.revenue_change.min() < 1.0
+
+
+# --- the exact scheme ---
+
+
+@settings(max_examples=25, deadline=None)
+@given(market=st.one_of(markets(2), markets(3)))
+def test_exact_scheme_shares_sum_to_one_and_rivals_cost_no_less(market: Outcomes) -> None:
+    best = best_solve_rate(market, "exact")
+    assume(best > 0.05)
+    levels = np.linspace(best / 3, best, 12)
+    result = market_arbitrage(market, levels, "exact")
+    earned = revenue(result)
+    np.testing.assert_allclose(earned.shares_with.sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(earned.shares_without.sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(cascade_cost(market, levels, market.providers, "exact"), result.arbitrage_cost)
+    rival = cascade_cost(market, levels, market.providers[:1], "exact")
+    assert np.all(rival >= result.arbitrage_cost * (1 - 1e-9))
+
+
+def test_exact_scheme_distillation_and_entry() -> None:
+    market = _distillation_market()
+    result = distillation(market, "p0", ["p1", "p3"], [1e6, 1e8], "exact", max_k=5)
+    assert result.scheme == "exact" and np.all(result.margin >= 0)
+    best = best_solve_rate(market.select(["p3", "p0"]), "exact")
+    np.testing.assert_allclose(result.levels[1], np.linspace(best - 0.1, best, 100))
+    entry = market_entry(market, ["p0", "p1"], "p3", _levels_of(market.select(["p0", "p1"])), "exact")
+    np.testing.assert_allclose(entry.shares_with_after.sum(axis=1), 1.0, atol=1e-9)

@@ -87,6 +87,7 @@ def revenue_command(
             for k in shown_rows(result)
         ],
     )
+    console.print(f"search: {result.method}", highlight=False)
     low = int(np.nanargmin(earned.revenue_change))
     console.print(
         f"maximum margin {percent(result.max_margin)} at u = {result.max_margin_at:.4f}; providers keep "

@@ -17,14 +17,19 @@ Array = NDArray[np.float64]
 Index = NDArray[np.int64]
 
 REACH_TOLERANCE = 1e-9  # a solve rate this close above the top of a hull still counts as reached
+SAME_SOLVE = 1e-12  # solve rates this close are the same up to rounding
 
 
 def pareto_front(solve: Array, spend: Array) -> Index:
-    """Indices of the points that no other point beats (solve ≥ and spend ≤), by increasing solve."""
+    """Indices of the points that no other point beats (solve ≥ and spend ≤), by increasing solve.
+
+    A point barely above a cheaper one (by rounding, `SAME_SOLVE`) is beaten by it.
+    """
     order = np.lexsort((spend, -solve))  # highest solve first, cheapest first among equals
     ordered = spend[order]
     cheapest_above = np.minimum.accumulate(np.concatenate(([np.inf], ordered[:-1])))
-    return order[ordered < cheapest_above][::-1]
+    front = order[ordered < cheapest_above][::-1]
+    return front[np.diff(solve[front], prepend=-np.inf) > SAME_SOLVE]
 
 
 def lower_hull(solve: Array, spend: Array) -> Index:

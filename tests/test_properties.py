@@ -68,7 +68,8 @@ def brute_force(outcomes: Outcomes, order: list[int], caps: list[float]) -> tupl
 
 def candidate_caps(outcomes: Outcomes, p: int) -> np.ndarray:
     """Zero, every k · c_ip up to k = n + 1 on every instance (breakpoints or not), and every midpoint."""
-    steps = np.unique(np.concatenate([c * np.arange(n + 2) for n, c in zip(outcomes.n[:, p], outcomes.cost[:, p])]))
+    cells = zip(outcomes.n[:, p], outcomes.cost[:, p], strict=True)
+    steps = np.unique(np.concatenate([c * np.arange(n + 2) for n, c in cells]))
     return np.unique(np.concatenate([steps, (steps[1:] + steps[:-1]) / 2]))
 
 

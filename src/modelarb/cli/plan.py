@@ -1,0 +1,102 @@
+"""`modelarb plan fit|show`: fit a cascade plan for one target and save it; print a saved plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from modelarb.cli import options
+from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, solve_rate_grid
+from modelarb.cli.output import console, console_err, money, percent
+from modelarb.core.plan import Plan, fit
+from modelarb.errors import AnalysisError
+
+plan_app = typer.Typer(
+    name="plan", help="Fit a cascade plan for a target and save it as JSON; show a saved plan.", no_args_is_help=True
+)
+OutputOption = typer.Option(..., "--output", "-o", help="Write the plan to this JSON file.", dir_okay=False)
+TargetOption = typer.Option(
+    None, "--target-solve-rate", help="Fit the cheapest cascade reaching this solve rate u.", show_default=False
+)
+MaxPriceOption = typer.Option(
+    None,
+    "--max-price",
+    help="Fit the highest solve rate whose expected cost per task is at most this (in the data's cost unit).",
+    show_default=False,
+)
+PlanArgument = typer.Argument(..., help="A plan file written by `modelarb plan fit`.", dir_okay=False)
+
+
+@plan_app.command("fit")
+def fit_plan(
+    output: Path = OutputOption,
+    target_solve_rate: float | None = TargetOption,
+    max_price: float | None = MaxPriceOption,
+    data: Path | None = options.DataOption,
+    providers: str | None = options.ProvidersOption,
+    scheme: SchemeName = SchemeOption,
+    levels: str | None = LevelsOption,
+    unit: str | None = options.UnitOption,
+) -> None:
+    """Fit the cheapest cascade (or mix of two) for --target-solve-rate U or --max-price P; save it.
+
+    The plan (JSON, versioned by format_version) holds: providers, cascades
+    (each {order, caps, weight}), solve_rate, spend_per_task, spend_by_provider,
+    market_price, cheapest_provider, margin, cost_unit, scheme, method, target,
+    fitted_on {source, instances, fingerprint}, created_at, modelarb_version.
+    With --max-price, --levels sets the solve rates searched (default: 1000 up to the best).
+    """
+    if (target_solve_rate is None) == (max_price is None):
+        raise AnalysisError("give exactly one of --target-solve-rate U and --max-price P")
+    if levels is not None and max_price is None:
+        raise AnalysisError("--levels applies with --max-price only; --target-solve-rate is its own level")
+    outcomes = options.market(data, providers, unit)
+    chosen = scheme_of(scheme)
+    grid: np.ndarray | None = None if levels is None else solve_rate_grid(levels, outcomes, chosen)
+    with console_err.status(f"fitting a plan ({chosen} scheme) …"):
+        plan = fit(outcomes, target_solve_rate=target_solve_rate, max_price=max_price, scheme=chosen, levels=grid)
+    plan.save(output)
+    print_plan(plan, f"plan written to {output}")
+
+
+@plan_app.command("show")
+def show_plan(path: Path = PlanArgument) -> None:
+    """Print a saved plan: its cascades, expected solve rate and spend, the price it undercuts, its data."""
+    print_plan(Plan.load(path), str(path))
+
+
+def print_plan(plan: Plan, title: str) -> None:
+    """The plan as a two-column table: what it buys, what it expects, what it was fitted on."""
+    unit = plan.cost_unit
+    target = (
+        f"solve rate {plan.target_solve_rate:.4f}"
+        if plan.target_solve_rate is not None
+        else f"at most {money(plan.max_price or 0.0, unit)} per task"
+    )
+    mixed = len(plan.cascades) > 1
+    rows: list[list[str]] = [["target", target]]
+    for k, (cascade, weight) in enumerate(zip(plan.cascades, plan.weights, strict=True)):
+        share = f" ({percent(weight)} of tasks)" if mixed else ""
+        rows.append([f"cascade {k + 1}" if mixed else "cascade", cascade.describe(unit) + share])
+    by_provider = ", ".join(
+        f"{p} {money(v, unit)}" for p, v in zip(plan.providers, plan.spend_by_provider, strict=True) if v > 0
+    )
+    rows += [
+        ["expected solve rate", f"{plan.solve_rate:.4f}"],
+        ["expected spend per task", f"{money(plan.spend, unit)}" + (f" ({by_provider})" if by_provider else "")],
+        ["market price undercut", f"{money(plan.market_price, unit)} ({plan.cheapest_provider} alone)"],
+        ["margin", f"{percent(plan.margin)} (profit {money(plan.profit, unit)} per task)"],
+        ["scheme", f"{plan.scheme}: {plan.method}"],
+        ["fitted on", f"{plan.fitted_on.source} · {plan.fitted_on.instances} instances"],
+        ["data fingerprint", plan.fitted_on.fingerprint],
+        ["created", f"{plan.created_at} · modelarb {plan.modelarb_version} · format {plan.format_version}"],
+    ]
+    out = Table(title=title, title_justify="left", show_header=False)
+    out.add_column(style="bold", no_wrap=True)
+    out.add_column(overflow="fold")
+    for row in rows:
+        out.add_row(*row)
+    console.print(out, highlight=False)

@@ -1,0 +1,363 @@
+"""`Plan`: a fitted cascade (or a mix of two) for one target, saved as versioned JSON for the live broker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from modelarb.core.cascade import Cascade
+from modelarb.core.result import ArbitrageResult
+from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, check_levels, search
+from modelarb.data.outcomes import Outcomes
+from modelarb.errors import AnalysisError, DataError, ModelarbError
+
+FORMAT_VERSION = 1
+KIND = "modelarb.plan"
+MAX_PRICE_LEVELS = 1000
+
+
+@dataclass(frozen=True)
+class FittedData:
+    """The market a plan was fitted on: where it came from, its size, and a SHA-256 of its arrays."""
+
+    source: str
+    instances: int
+    fingerprint: str
+
+    @classmethod
+    def of(cls, outcomes: Outcomes) -> FittedData:
+        return cls(outcomes.source, outcomes.n_instances, fingerprint(outcomes))
+
+
+def fingerprint(outcomes: Outcomes) -> str:
+    """`sha256:<hex>` over the providers, the cost unit and the n, s and cost arrays (little-endian)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(outcomes.providers), outcomes.unit, list(outcomes.n.shape)]).encode())
+    for array, dtype in ((outcomes.n, "<i8"), (outcomes.s, "<i8"), (outcomes.cost, "<f8")):
+        digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to buy for each task: `cascades[c]` serves a share `weights[c]` of the customers.
+
+    One cascade, or two mixed (the exact scheme's hull may sit between two cascades; at
+    low solve rates one of them may be the empty cascade, which buys nothing).
+    Expected figures are per task, in `cost_unit`, at solve rate `solve_rate`; the plan
+    undercuts `market_price`, the cheapest single provider's price there.
+    """
+
+    providers: tuple[str, ...]
+    cascades: tuple[Cascade, ...]
+    weights: tuple[float, ...]
+    solve_rate: float
+    spend: float
+    spend_by_provider: tuple[float, ...]
+    market_price: float
+    cheapest_provider: str
+    margin: float
+    cost_unit: str
+    scheme: str
+    method: str
+    target_solve_rate: float | None
+    max_price: float | None
+    fitted_on: FittedData
+    created_at: str
+    modelarb_version: str
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The providers of the main cascade, in the order it buys from them."""
+        return self.cascades[0].providers
+
+    @property
+    def caps(self) -> tuple[float, ...]:
+        """The caps of the main cascade."""
+        return self.cascades[0].caps
+
+    @property
+    def profit(self) -> float:
+        return max(self.market_price - self.spend, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data; `load` reads it back."""
+        return {
+            "kind": KIND,
+            "format_version": self.format_version,
+            "providers": list(self.providers),
+            "cascades": [
+                {"order": list(c.providers), "caps": list(c.caps), "weight": w}
+                for c, w in zip(self.cascades, self.weights, strict=True)
+            ],
+            "solve_rate": self.solve_rate,
+            "spend_per_task": self.spend,
+            "spend_by_provider": dict(zip(self.providers, self.spend_by_provider, strict=True)),
+            "market_price": self.market_price,
+            "cheapest_provider": self.cheapest_provider,
+            "margin": self.margin,
+            "cost_unit": self.cost_unit,
+            "scheme": self.scheme,
+            "method": self.method,
+            "target": {"solve_rate": self.target_solve_rate, "max_price": self.max_price},
+            "fitted_on": {
+                "source": self.fitted_on.source,
+                "instances": self.fitted_on.instances,
+                "fingerprint": self.fitted_on.fingerprint,
+            },
+            "created_at": self.created_at,
+            "modelarb_version": self.modelarb_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Plan:
+        """A plan from `to_dict` data; anything missing, mistyped or inconsistent is a DataError."""
+        return _read_plan(data)
+
+    def save(self, path: str | Path) -> None:
+        """Write the plan as JSON (atomically: a temporary file, then renamed)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:
+            raise ModelarbError(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        """Read a plan saved by `save`, checking every field."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such plan file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot read the plan: {exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not a plan (invalid JSON at line {exc.lineno}: {exc.msg})") from None
+        try:
+            return cls.from_dict(data)
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
+
+
+def fit(
+    outcomes: Outcomes,
+    *,
+    target_solve_rate: float | None = None,
+    max_price: float | None = None,
+    scheme: Scheme = "exact",
+    levels: NDArray[np.float64] | None = None,
+) -> Plan:
+    """The cheapest cascade for a target: a solve rate to reach, or a price per task not to exceed.
+
+    Give exactly one. `target_solve_rate=u`: the cheapest cascade (or mix) at u.
+    `max_price=p`: the highest solve rate whose arbitrage cost is at most p, searched over
+    `levels` (default: 1000 points up to the best single provider's solve rate).
+    """
+    if (target_solve_rate is None) == (max_price is None):
+        raise AnalysisError("give exactly one of a target solve rate and a maximum price per task")
+    best = best_solve_rate(outcomes, scheme)
+    if target_solve_rate is not None:
+        if levels is not None:
+            raise AnalysisError("levels apply to fitting a maximum price; a target solve rate is its own level")
+        grid = check_levels(np.array([target_solve_rate], dtype=float), best)
+    else:
+        if max_price is None or not (math.isfinite(max_price) and max_price > 0):
+            raise AnalysisError(f"the maximum price per task must be a positive number, got {max_price}")
+        grid = np.linspace(0.0, best, MAX_PRICE_LEVELS + 1)[1:] if levels is None else np.sort(levels)
+        grid = check_levels(grid, best)
+    result = search(outcomes, grid, scheme, select="per_level")
+    k = _chosen_level(result, max_price)
+    return _plan_at(result, k, outcomes, target_solve_rate, max_price)
+
+
+def _chosen_level(result: ArbitrageResult, max_price: float | None) -> int:
+    """The level a plan serves: the only one, or the highest affordable at `max_price`."""
+    reached = result.cascade_at >= 0
+    if max_price is None:
+        if not reached[0]:
+            raise AnalysisError(f"no cascade reaches the solve rate {result.levels[0]:.4f}")
+        return 0
+    affordable = np.flatnonzero(reached & (result.arbitrage_cost <= max_price))
+    if affordable.size == 0:
+        cheapest = float(np.min(result.arbitrage_cost, initial=np.inf, where=reached))
+        raise AnalysisError(
+            f"no cascade reaches any of the solve rates searched for at most {max_price:g} {result.cost_unit} "
+            f"per task; the cheapest costs {cheapest:.4g} {result.cost_unit}"
+        )
+    return int(affordable[np.argmax(result.levels[affordable])])
+
+
+def _plan_at(
+    result: ArbitrageResult, k: int, outcomes: Outcomes, target_solve_rate: float | None, max_price: float | None
+) -> Plan:
+    """The plan serving level k of a search result."""
+    main = result.cascades[int(result.cascade_at[k])]
+    partner = -1 if result.partner_at is None else int(result.partner_at[k])
+    cascades: tuple[Cascade, ...]
+    weights: tuple[float, ...]
+    if partner >= 0 and result.partner_weight is not None:
+        share = float(result.partner_weight[k])
+        cascades, weights = (main, result.cascades[partner]), (1.0 - share, share)
+    else:
+        cascades, weights = (main,), (1.0,)
+    return Plan(
+        providers=result.providers,
+        cascades=cascades,
+        weights=weights,
+        solve_rate=float(result.levels[k]),
+        spend=float(result.arbitrage_cost[k]),
+        spend_by_provider=tuple(float(v) for v in result.spend[k]),
+        market_price=float(result.market_price[k]),
+        cheapest_provider=result.providers[int(result.cheapest[k])],
+        margin=float(result.margin[k]),
+        cost_unit=result.cost_unit,
+        scheme=result.scheme,
+        method=result.method,
+        target_solve_rate=target_solve_rate,
+        max_price=max_price,
+        fitted_on=FittedData.of(outcomes),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        modelarb_version=_version(),
+    )
+
+
+def _version() -> str:
+    try:
+        return version("modelarb")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# --- reading plans back ---
+
+
+def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], where: str = "") -> Any:
+    """data[name], which must be of `kind` (bool is not a number)."""
+    label = f"{where}{name}"
+    if name not in data:
+        raise DataError(f"the plan has no field {label!r}")
+    value = data[name]
+    numeric = kind in (float, int) or (isinstance(kind, tuple) and float in kind)
+    if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise DataError(f"the plan's field {label!r} must be {expected}, got {value!r}")
+    return value
+
+
+def _number(data: dict[str, Any], name: str, where: str = "") -> float:
+    """A finite number field."""
+    value = float(_field(data, name, (int, float), where))
+    if not math.isfinite(value):
+        raise DataError(f"the plan's field {where}{name!r} must be a finite number, got {value}")
+    return value
+
+
+def _optional_number(data: dict[str, Any], name: str, where: str = "") -> float | None:
+    """A finite number field that may be null."""
+    return None if name in data and data[name] is None else _number(data, name, where)
+
+
+def _names(data: dict[str, Any], name: str, where: str = "", *, empty: bool = False) -> tuple[str, ...]:
+    """A list of provider names (`empty`: may be empty, as in the cascade that buys nothing)."""
+    items = _field(data, name, list, where)
+    if not (items or empty) or not all(isinstance(item, str) and item for item in items):
+        raise DataError(f"the plan's field {where}{name!r} must be a list of provider names")
+    return tuple(items)
+
+
+def _read_plan(data: Any) -> Plan:
+    if not isinstance(data, dict):
+        raise DataError("not a plan: expected a JSON object")
+    if data.get("kind") != KIND:
+        raise DataError(f"not a plan: 'kind' is {data.get('kind')!r}, expected {KIND!r}")
+    format_version = _field(data, "format_version", int)
+    if format_version > FORMAT_VERSION:
+        raise DataError(
+            f"the plan has format version {format_version}, newer than this modelarb reads ({FORMAT_VERSION}); "
+            "upgrade modelarb"
+        )
+    if format_version < 1:
+        raise DataError(f"the plan's format version must be at least 1, got {format_version}")
+    providers = _names(data, "providers")
+    entries = _field(data, "cascades", list)
+    if len(entries) not in (1, 2):
+        raise DataError(f"a plan holds one cascade or a mix of two, got {len(entries)}")
+    cascades, weights = [], []
+    for c, entry in enumerate(entries):
+        where = f"cascades[{c}]."
+        if not isinstance(entry, dict):
+            raise DataError(f"the plan's cascades[{c}] must be an object with order, caps and weight")
+        order = _names(entry, "order", where, empty=True)
+        unknown = sorted(set(order) - set(providers))
+        if unknown:
+            raise DataError(f"the plan's {where}order names providers not in its market: {', '.join(unknown)}")
+        caps = _field(entry, "caps", list, where)
+        if not all(isinstance(cap, (int, float)) and not isinstance(cap, bool) and math.isfinite(cap) for cap in caps):
+            raise DataError(f"the plan's {where}caps must be finite numbers, got {caps!r}")
+        weight = _number(entry, "weight", where)
+        if not 0 <= weight <= 1:
+            raise DataError(f"the plan's {where}weight must lie in [0, 1], got {weight}")
+        try:
+            cascades.append(Cascade(order, tuple(caps)))
+        except AnalysisError as exc:
+            raise DataError(f"the plan's cascades[{c}]: {exc}") from None
+        weights.append(weight)
+    if abs(sum(weights) - 1.0) > 1e-9:
+        raise DataError(f"the plan's cascade weights must add up to 1, got {sum(weights)}")
+    spend = _field(data, "spend_by_provider", dict)
+    if set(spend) != set(providers):
+        raise DataError("the plan's spend_by_provider must name each of its providers once")
+    target = _field(data, "target", dict)
+    fitted = _field(data, "fitted_on", dict)
+    scheme = _field(data, "scheme", str)
+    if scheme not in SCHEMES:
+        raise DataError(f"the plan's scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+    created_at = _field(data, "created_at", str)
+    try:
+        datetime.fromisoformat(created_at)
+    except ValueError:
+        raise DataError(f"the plan's created_at must be an ISO 8601 time, got {created_at!r}") from None
+    plan = Plan(
+        providers=providers,
+        cascades=tuple(cascades),
+        weights=tuple(weights),
+        solve_rate=_number(data, "solve_rate"),
+        spend=_number(data, "spend_per_task"),
+        spend_by_provider=tuple(_number(spend, p, "spend_by_provider.") for p in providers),
+        market_price=_number(data, "market_price"),
+        cheapest_provider=_field(data, "cheapest_provider", str),
+        margin=_number(data, "margin"),
+        cost_unit=_field(data, "cost_unit", str),
+        scheme=scheme,
+        method=_field(data, "method", str),
+        target_solve_rate=_optional_number(target, "solve_rate", "target."),
+        max_price=_optional_number(target, "max_price", "target."),
+        fitted_on=FittedData(
+            _field(fitted, "source", str, "fitted_on."),
+            _field(fitted, "instances", int, "fitted_on."),
+            _field(fitted, "fingerprint", str, "fitted_on."),
+        ),
+        created_at=created_at,
+        modelarb_version=_field(data, "modelarb_version", str),
+        format_version=format_version,
+    )
+    if (plan.target_solve_rate is None) == (plan.max_price is None):
+        raise DataError("the plan's target must give exactly one of solve_rate and max_price")
+    if not 0 < plan.solve_rate <= 1:
+        raise DataError(f"the plan's solve_rate must lie in (0, 1], got {plan.solve_rate}")
+    return plan

@@ -73,7 +73,7 @@ class DaskExecutor:
             futures: dict[Any, int] = {
                 client.submit(fn, remote, start, stop, pure=False): k for k, (start, stop) in enumerate(chunks)
             }
-            for future in dask_completed(futures):
+            for future in dask_completed(futures, loop=client.loop):
                 yield futures[future], future.result()
 
 

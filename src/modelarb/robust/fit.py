@@ -12,6 +12,7 @@ from modelarb.core.paper import pair_caps
 from modelarb.data.outcomes import Outcomes
 
 Array = NDArray[np.float64]
+TIE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,15 @@ class RobustScheme:
 def mean_margins(cascade_solve: Array, single_solve: Array, budgets: Array, levels: Array) -> Array:
     """Mean net margin over `levels` of each cascade (K, G) against the market of single providers (P, G).
 
-    Margin max(C_P − C_q, 0) / C_P at each level; a NaN or infinite margin counts as 0.
+    Margin max(C_P − C_q, 0) / C_P at each level; a NaN or infinite margin counts as 0, and so
+    does one below TIE (rounding where a cascade reduces to the single provider it undercuts).
     """
     solve = np.concatenate([cascade_solve, single_solve])
     price = cost_for_solve_rate(solve, expected_spend(solve, budgets), levels)
     cascade_cost, market = price[: len(cascade_solve)], price[len(cascade_solve) :].min(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         margin = np.maximum(market - cascade_cost, 0.0) / market
-    return np.where(np.isfinite(margin), margin, 0.0).mean(axis=1)
+    return np.where(np.isfinite(margin) & (margin > TIE), margin, 0.0).mean(axis=1)
 
 
 def sample_cascade_curves(costs: Array, budgets: Array, caps: Array) -> tuple[Array, Array]:

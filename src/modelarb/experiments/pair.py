@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from modelarb.core.result import ArbitrageResult
 from modelarb.core.search import best_solve_rate, search
 from modelarb.data.outcomes import Outcomes
+from modelarb.errors import AnalysisError
 from modelarb.experiments.settings import Settings
 
 Array = NDArray[np.float64]
@@ -58,5 +59,10 @@ class PairMarket:
 def pair_market(outcomes: Outcomes, settings: Settings) -> PairMarket:
     """Cheapest cascade over u ∈ linspace(0.68, best single-provider solve rate) (METHOD §5.6)."""
     best = best_solve_rate(outcomes, settings.scheme)
+    if best <= LOWEST_LEVEL:
+        raise AnalysisError(
+            f"the pair market's best solve rate is {best:.3f}, not above u = {LOWEST_LEVEL}: "
+            "the pair experiment needs providers that solve more"
+        )
     levels = np.linspace(LOWEST_LEVEL, best, settings.pair_levels)
     return PairMarket(search(outcomes, levels, settings.scheme))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 from numpy.typing import NDArray
 
 from modelarb.data.outcomes import USD
@@ -56,8 +56,24 @@ def per_item(unit: str) -> str:
 
 
 def money_tick(value: float, unit: str) -> str:
-    """A tick label of a cost axis: `$10` for dollars, `1e+06` otherwise."""
-    return f"${value:g}" if unit == USD else f"{value:g}"
+    """A tick label of a cost axis: `$0.01` for dollars, `1e6` otherwise."""
+    return f"${value:g}" if unit == USD else f"{value:.0e}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+
+
+def size_tick(value: float) -> str:
+    """A count with a suffix: 70M, 1.8B, 24k."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:g}"
+
+
+def log_axis(ax: Axes, which: str, label: Callable[[float], str]) -> None:
+    """A log-scale axis whose decades are labelled by `label` (plain text: fast, and readable as money)."""
+    ax.set_xscale("log") if which == "x" else ax.set_yscale("log")
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_formatter(FuncFormatter(lambda value, _: label(value)))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def figure(title: str, panels: int = 1, width: float = 6.0, height: float = 4.6) -> tuple[Figure, list[Axes]]:
@@ -69,8 +85,8 @@ def figure(title: str, panels: int = 1, width: float = 6.0, height: float = 4.6)
 
 
 def percent_axis(ax: Axes, which: str = "y") -> None:
-    """Show fractions on an axis as percentages."""
-    (ax.yaxis if which == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0))
+    """Show fractions on an axis as percentages, without trailing zeros (68%, 12.5%)."""
+    (ax.yaxis if which == "y" else ax.xaxis).set_major_formatter(FuncFormatter(lambda x, _: f"{100 * x:.4g}%"))
 
 
 def finish(ax: Axes, title: str, xlabel: str, ylabel: str, legend: bool = True) -> None:

@@ -13,30 +13,23 @@ from modelarb.report.section import Section
 DOMAINS = {"swebench": "SWE-bench Verified", "lean": "Lean (miniF2F)"}
 
 
-def _size(value: float) -> str:
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if value >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return f"{value:g}"
-
-
 def section(series: DistillationSeries) -> Section:
     r, spec = series.result, series.spec
     domain = DOMAINS.get(series.domain, series.domain)
     fig, (passk, costs, margin) = style.figure(f"Distillation on {domain}: students of {style.name(r.teacher)}", 3, 4.6)
     shades = colormaps["viridis"]
     tones = [shades(0.1 + 0.75 * s / max(len(r.students) - 1, 1)) for s in range(len(r.students))]
-    labels = [f"student, {_size(size)} {spec.size_label.split()[-1]}" for size in spec.sizes]
+    labels = [f"student, {style.size_tick(size)} {spec.size_label.split()[-1]}" for size in spec.sizes]
     for s, (tone, label) in enumerate(zip(tones, labels, strict=True)):
         passk.plot(r.k, r.pass_at_k[s], color=tone, lw=1.5, label=label)
         costs.plot(series.levels, series.costs[s], color=tone, lw=1.5, label=label)
     teacher = f"teacher: {style.name(r.teacher)}"
     passk.plot(r.k, r.teacher_pass_at_k, color=style.MARKET, lw=2, ls="--", label=teacher)
     costs.plot(series.levels, series.costs[-1], color=style.MARKET, lw=2, ls="--", label=teacher)
-    passk.set_xscale("log")
+    style.log_axis(passk, "x", lambda k: f"{k:g}")
     style.percent_axis(passk, "y")
     style.finish(passk, "pass@k of each model", "attempts k (log scale)", "pass@k (% solved)", legend=False)
-    costs.set_yscale("log")
+    style.log_axis(costs, "y", lambda c: style.money_tick(c, r.cost_unit))
     style.percent_axis(costs, "x")
     style.finish(
         costs,
@@ -62,7 +55,7 @@ def section(series: DistillationSeries) -> Section:
         ls="--",
         label=f"fit {100 * fit.slope:.1f} pt per decade, $r^2$ = {fit.r_squared:.2f}",
     )
-    margin.set_xscale("log")
+    style.log_axis(margin, "x", style.size_tick)
     style.percent_axis(margin, "y")
     margin.set_ylim(bottom=0)
     style.finish(margin, "Arbitrageur's margin against the teacher", f"{spec.size_label} (log scale)", style.MARGIN)

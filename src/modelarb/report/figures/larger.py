@@ -22,7 +22,7 @@ def section(market: LargerMarket) -> Section:
             label=style.name(provider) + (" (never cheapest)" if dominated else ""),
         )
     costs.plot(u, q.arbitrage_cost, color=style.ARBITRAGEUR, lw=2.2, label="arbitrage cost $C_q(u)$")
-    costs.set_yscale("log")
+    style.log_axis(costs, "y", lambda c: style.money_tick(c, q.cost_unit))
     style.percent_axis(costs, "x")
     style.finish(costs, "Cost of reaching solve rate u (log scale)", style.SOLVE_RATE, style.cost_label(q.cost_unit))
 

@@ -16,7 +16,7 @@ def section(market: LeanMarket) -> Section:
     for k, provider in enumerate(r.providers):
         costs.plot(u, r.provider_costs[k], color=style.colour(provider), lw=1.6, label=f"{style.name(provider)} alone")
     costs.plot(u, r.arbitrage_cost, color=style.ARBITRAGEUR, lw=2.2, label="arbitrage cost $C_q(u)$")
-    costs.set_yscale("log")
+    style.log_axis(costs, "y", lambda c: style.money_tick(c, r.cost_unit))
     style.percent_axis(costs, "x")
     style.finish(
         costs, "Cost of reaching solve rate u (log scale)", style.SOLVE_RATE, style.cost_label(r.cost_unit, "problem")

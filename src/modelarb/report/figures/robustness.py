@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
-from matplotlib.ticker import FuncFormatter
 
 from modelarb.data.outcomes import USD
 from modelarb.experiments.robustness import Robustness
@@ -32,8 +33,7 @@ def section(result: Robustness) -> Section:
             ax.plot(
                 [float(b) for b in paper], list(paper.values()), "x", color="black", ms=8, mew=2, label="paper's mean"
             )
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _, unit=run.unit: style.money_tick(x, unit)))
+        style.log_axis(ax, "x", partial(style.money_tick, unit=run.unit))
         style.percent_axis(ax, "y")
         ax.set_ylim(0, max(0.05, 1.1 * float(np.max(run.p95))))
         style.finish(

@@ -205,6 +205,17 @@ def test_same_numbers_serially_with_processes_and_any_chunk_size() -> None:
         np.testing.assert_array_equal(getattr(processes, field), getattr(serial, field))
 
 
+def fail_first_chunk(shared: None, start: int, stop: int) -> int:
+    if start == 0:
+        raise ValueError("chunk 0 failed")
+    return stop - start
+
+
+def test_a_failing_chunk_surfaces_its_error_from_worker_processes() -> None:
+    with pytest.raises(ValueError, match="chunk 0 failed"):
+        dict(ProcessExecutor(workers=2).map_chunks(fail_first_chunk, None, [(0, 1), (1, 3), (3, 4)]))
+
+
 def test_same_numbers_on_a_dask_cluster() -> None:
     distributed = pytest.importorskip("distributed")
     serial = small_run()
@@ -224,6 +235,7 @@ def test_same_numbers_on_a_dask_cluster() -> None:
         ({"bootstraps": 0}, "bootstraps must be at least 1"),
         ({"accounting": "lenient"}, "unknown accounting"),
         ({"chunk_size": 0}, "chunk_size"),
+        ({"seed": -1}, "non-negative"),
     ],
 )
 def test_bad_run_options_are_one_clear_error(kwargs: dict[str, Any], message: str) -> None:

@@ -114,7 +114,7 @@ def run(
     """
     scheme = scheme or RobustScheme()
     budgets_in = np.asarray(fit_budgets, dtype=np.float64)
-    _check(outcomes, budgets_in, bootstraps, accounting, chunk_size)
+    _check(outcomes, budgets_in, bootstraps, seed, accounting, chunk_size)
     fit_part = outcomes.select(instances=domain_mask(outcomes, fit_domain, mapping))
     eval_part = outcomes.select(instances=domain_mask(outcomes, eval_domain, mapping))
     caps = scheme.caps()
@@ -156,7 +156,9 @@ def run(
     )
 
 
-def _check(outcomes: Outcomes, fit_budgets: Array, bootstraps: int, accounting: str, chunk_size: int) -> None:
+def _check(
+    outcomes: Outcomes, fit_budgets: Array, bootstraps: int, seed: int, accounting: str, chunk_size: int
+) -> None:
     if outcomes.n_providers != 2:
         raise AnalysisError(
             f"robust arbitrage fits a pair cascade: give exactly two providers in cascade order, "
@@ -168,6 +170,8 @@ def _check(outcomes: Outcomes, fit_budgets: Array, bootstraps: int, accounting: 
         raise AnalysisError(f"fit budgets must be positive and finite, got {fit_budgets.tolist()}")
     if bootstraps < 1:
         raise AnalysisError(f"bootstraps must be at least 1, got {bootstraps}")
+    if seed < 0:
+        raise AnalysisError(f"the seed must be a non-negative integer, got {seed}")
     if chunk_size < 1:
         raise AnalysisError(f"chunk_size must be at least 1, got {chunk_size}")
     if accounting not in ACCOUNTINGS:

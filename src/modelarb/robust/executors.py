@@ -47,10 +47,13 @@ class ProcessExecutor:
     def map_chunks(self, fn: ChunkFn[S, R], shared: S, chunks: Sequence[Chunk]) -> Iterator[tuple[int, R]]:
         workers = self.workers or os.cpu_count() or 1
         context = multiprocessing.get_context("spawn")  # no fork: the caller may hold threads (Dask, rich)
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)) or 1, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)) or 1, mp_context=context)
+        try:
             futures = {pool.submit(fn, shared, start, stop): k for k, (start, stop) in enumerate(chunks)}
             for future in as_completed(futures):
                 yield futures[future], future.result()
+        finally:  # on an error or interrupt, drop the chunks not yet started
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)

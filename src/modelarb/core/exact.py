@@ -34,9 +34,9 @@ Index = NDArray[np.int64]
 Orders = Literal["all"] | Sequence[Sequence[str]] | None
 
 EXHAUSTIVE_CASCADES = 20_000_000  # search every cascade when there are at most this many
+EXHAUSTIVE_PREFIX_CELLS = 10_000_000  # ... and every prefix's unsolved chances (prefixes × instances) fit
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 SWEEP_BYTES = 16 * 2**20  # one (prefixes × steps) array of a sweep
-PROVIDER_KEYS = 1 << 16  # room for provider columns in a (bin, last provider) key
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,9 +99,10 @@ def exact_search(
 
     `orders`: provider orders to search (None or "all": every order of every subset; a list
     of orders also allows their subsequences, since a zero cap drops a stage). `beam_width`:
-    None searches exhaustively when at most `EXHAUSTIVE_CASCADES` cascades exist and else
-    runs a beam search over `DEFAULT_BEAM` bins; a number forces a beam search that keeps,
-    in each of that many solve-rate bins, the prefix nearest the hull for each last provider.
+    None searches exhaustively when at most `EXHAUSTIVE_CASCADES` cascades exist (and their
+    prefixes fit in memory), else runs a beam search over `DEFAULT_BEAM` bins; a number forces
+    a beam search that keeps, in each of that many solve-rate bins, the prefix nearest the
+    hull for each last provider. `method` of the result says which search ran.
     """
     levels = np.asarray(levels, dtype=float)
     if levels.ndim != 1 or levels.size == 0:
@@ -110,8 +111,12 @@ def exact_search(
         raise AnalysisError(f"the beam width must be a positive number of bins, got {beam_width}")
     allowed = _allowed_sequences(outcomes, orders)
     steps = [Breakpoints.of(outcomes, p) for p in range(outcomes.n_providers)]
-    total = _cascade_count([len(s.caps) for s in steps], allowed, outcomes.n_providers)
-    bins = beam_width or (None if total <= EXHAUSTIVE_CASCADES else DEFAULT_BEAM)
+    counts = _cascade_counts([len(s.caps) for s in steps], allowed, outcomes.n_providers)
+    total = sum(counts)
+    fits = (
+        total <= EXHAUSTIVE_CASCADES and max(counts[:-1], default=0) * outcomes.n_instances <= EXHAUSTIVE_PREFIX_CELLS
+    )
+    bins = beam_width or (None if fits else DEFAULT_BEAM)
     hull, evaluated = _search(outcomes, steps, allowed, bins)
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
     if bins is None:
@@ -143,16 +148,19 @@ def _allowed_sequences(outcomes: Outcomes, orders: Orders) -> set[tuple[int, ...
     return allowed
 
 
-def _cascade_count(groups: list[int], allowed: set[tuple[int, ...]] | None, n_providers: int) -> float:
-    """How many cascades with nonzero caps the allowed sequences hold."""
+def _cascade_counts(groups: list[int], allowed: set[tuple[int, ...]] | None, n_providers: int) -> list[float]:
+    """How many cascades with m stages, all caps nonzero, the allowed sequences hold (m = 1 … P)."""
     if allowed is not None:
-        return float(sum(prod(groups[p] for p in seq) for seq in allowed))
+        return [
+            float(sum(prod(groups[p] for p in seq) for seq in allowed if len(seq) == m))
+            for m in range(1, n_providers + 1)
+        ]
     # ordered sequences of m distinct providers: m! · e_m(groups), e_m the elementary symmetric sums
     elementary = np.zeros(n_providers + 1)
     elementary[0] = 1.0
     for g in groups:
         elementary[1:] = elementary[1:] + g * elementary[:-1]
-    return float(sum(elementary[m] * factorial(m) for m in range(1, n_providers + 1)))
+    return [float(elementary[m] * factorial(m)) for m in range(1, n_providers + 1)]
 
 
 def _search(
@@ -162,7 +170,7 @@ def _search(
     n_p = outcomes.n_providers
     hull = _Points(np.zeros(1), np.zeros(1), np.full((1, n_p), -1), np.zeros((1, n_p)))  # buy nothing
     prefixes, fail, evaluated = hull, np.ones((1, outcomes.n_instances)), 0
-    top = float(np.any(outcomes.s > 0, axis=1).mean())
+    top = float(np.any(outcomes.s > 0, axis=1).mean())  # > 0 once there is any step to sweep
     for depth in range(n_p):
         last, kept = depth == n_p - 1, []
         for sweep in _sweeps(prefixes, fail, steps, allowed, depth):
@@ -172,14 +180,16 @@ def _search(
             below = np.flatnonzero(spend <= floor)
             hull = _Points.joined([hull, sweep.points(below)]).hull()
             if not last:
-                keep = np.arange(solve.size) if bins is None else _nearest(solve, spend, floor, sweep.q, top, bins)
+                keep = (
+                    np.arange(solve.size) if bins is None else _nearest(solve, spend, floor, sweep.q, bins / top, n_p)
+                )
                 kept.append(sweep.points(keep))
         if not kept:
             break
         prefixes = _Points.joined(kept)
         if bins is not None:
             floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
-            near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], top, bins)
+            near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], bins / top, n_p)
             prefixes = prefixes.take(near)
         fail = _unsolved(outcomes, prefixes)
     return hull, evaluated
@@ -208,16 +218,15 @@ def _sweeps(
             yield _Sweep(prefixes, part, q, step, depth, solve, spend)
 
 
-def _nearest(solve: Array, spend: Array, floor: Array, last: Index | int, top: float, bins: int) -> Index:
-    """For each solve-rate bin and last provider, the point nearest the hull (least relative excess spend
-    over `floor`, the hull at its solve rate)."""
+def _nearest(solve: Array, spend: Array, floor: Array, last: Index | int, per_solve: float, n_p: int) -> Index:
+    """For each solve-rate bin (`per_solve` bins per unit of solve rate) and last provider, the point nearest
+    the hull: least relative excess spend over `floor`, the hull at its solve rate."""
     with np.errstate(invalid="ignore", divide="ignore"):
         gap = np.where(floor > 0, spend / floor - 1.0, np.where(spend > 0, np.inf, 0.0))
     finite = np.flatnonzero(np.isfinite(gap))
     if finite.size == 0:
         return finite
-    key = np.minimum((solve[finite] / top * bins).astype(np.int64), bins - 1) * PROVIDER_KEYS
-    key += np.broadcast_to(last, solve.shape)[finite]
+    key = (solve[finite] * per_solve).astype(np.int64) * n_p + np.broadcast_to(last, solve.shape)[finite]
     best = np.full(int(key.max()) + 1, np.inf)
     np.minimum.at(best, key, gap[finite])
     hit = np.flatnonzero(gap[finite] == best[key])

@@ -113,15 +113,15 @@ class Breakpoints:
     def sweep(self, fail: Array) -> tuple[Array, Array]:
         """Mean solve and spend gained at every group's cap (K, G) after prefixes that leave instance i
         unsolved with probability `fail[k, i]`: running sums of the steps' gains weighted by it."""
-        solve = fail[:, self.instance]
+        solve = np.take(fail, self.instance, axis=1)  # row-major, unlike fail[:, instance]
         spend = solve * self.spend_gain
         np.multiply(solve, self.solve_gain, out=solve)
         np.cumsum(solve, axis=1, out=solve)
         np.cumsum(spend, axis=1, out=spend)
         if self.ends.size < self.instance.size:
-            solve, spend = solve[:, self.ends], spend[:, self.ends]
+            solve, spend = np.take(solve, self.ends, axis=1), np.take(spend, self.ends, axis=1)
         if self.hopeless.size:
-            spend += fail[:, self.hopeless] @ self.wasted
+            spend += np.take(fail, self.hopeless, axis=1) @ self.wasted
         return solve, spend
 
 

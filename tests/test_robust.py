@@ -27,7 +27,7 @@ from modelarb.robust import (
     run,
 )
 from modelarb.robust.bootstrap import FitProblem, bootstrap_rng, fit_bootstraps
-from modelarb.robust.fit import evaluation_margins, fit_caps, sample_cascade_curves
+from modelarb.robust.fit import SampleCascades, evaluation_margins, fit_caps
 from modelarb.robust.sampling import FitSampler, draw_cost
 
 BUDGETS = BudgetGrid().budgets
@@ -143,7 +143,7 @@ def test_histogram_fit_curves_equal_cascade_curves_on_per_draw_pass_curves(
     costs[rng.random((n, 2)) < 0.2] = BUDGETS[rng.integers(0, len(BUDGETS), 1)]  # exactly on the grid
     caps = np.vstack([SCHEME.caps()[::7], np.array([[f, 1.0 - f] for f in firsts]), [[0.2, 0.3], [BUDGETS[3], 0.0]]])
     per_draw = (costs[:, :, None] <= BUDGETS).astype(float)
-    single, cascade = sample_cascade_curves(costs, BUDGETS, caps)
+    single, cascade = SampleCascades(BUDGETS, caps).curves(costs)
     expected, _ = cascade_curves(per_draw, BUDGETS, caps)
     np.testing.assert_allclose(cascade, expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(single, per_draw.mean(axis=0), rtol=0, atol=1e-12)
@@ -152,7 +152,7 @@ def test_histogram_fit_curves_equal_cascade_curves_on_per_draw_pass_curves(
 def test_fit_on_a_huge_sample_finds_caps_that_earn_on_the_full_data() -> None:
     caps = SCHEME.caps()
     costs = sampler().draw(np.random.default_rng(5), 20_000)
-    chosen = fit_caps(costs, SCHEME, caps)
+    chosen = fit_caps(costs, SCHEME, SampleCascades(BUDGETS, caps))
     scores = evaluation_margins(MARKET, SCHEME, caps)
     assert 0 < caps[chosen, 0] < 1.0
     assert scores[chosen] > 0.5 * scores.max() > 0
@@ -165,7 +165,7 @@ def test_fit_on_a_huge_sample_finds_caps_that_earn_on_the_full_data() -> None:
 
 def test_a_bootstrap_has_its_own_stream_whatever_the_chunking() -> None:
     assert bootstrap_rng(3, 5).random() == bootstrap_rng(3, 5).random() != bootstrap_rng(3, 6).random()
-    problem = FitProblem(sampler(), SCHEME, SCHEME.caps(), np.array([1.0, 4.0]), "paper", 3)
+    problem = FitProblem(sampler(), SCHEME, SampleCascades(BUDGETS, SCHEME.caps()), np.array([1.0, 4.0]), "paper", 3)
     whole = fit_bootstraps(problem, 0, 6)
     parts = [fit_bootstraps(problem, 0, 2), fit_bootstraps(problem, 2, 6)]
     assert np.array_equal(whole.choice, np.hstack([p.choice for p in parts]))

@@ -16,7 +16,7 @@ from modelarb.errors import AnalysisError
 from modelarb.robust.bootstrap import NO_FIT, FitProblem, fit_bootstraps
 from modelarb.robust.domains import domain_mask
 from modelarb.robust.executors import Executor, executor_for
-from modelarb.robust.fit import RobustScheme, evaluation_margins
+from modelarb.robust.fit import RobustScheme, SampleCascades, evaluation_margins
 from modelarb.robust.sampling import ACCOUNTINGS, Accounting, FitSampler
 
 Array = NDArray[np.float64]
@@ -122,7 +122,7 @@ def run(
     problem = FitProblem(
         sampler=FitSampler(fit_curves, scheme.budgets, scheme.censor_at, scheme.shared_uniform),
         scheme=scheme,
-        caps=caps,
+        cascades=SampleCascades(scheme.budgets, caps),
         fit_budgets=budgets_in,
         accounting=accounting,
         seed=seed,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.robust.fit import RobustScheme, fit_caps
+from modelarb.robust.fit import RobustScheme, SampleCascades, fit_caps
 from modelarb.robust.sampling import Accounting, FitSampler
 
 Array = NDArray[np.float64]
@@ -21,11 +21,11 @@ def bootstrap_rng(seed: int, bootstrap: int) -> np.random.Generator:
 
 @dataclass(frozen=True, eq=False)
 class FitProblem:
-    """Everything a worker needs to fit bootstraps: the fit domain's sampler, caps, budgets, seed."""
+    """Everything a worker needs to fit bootstraps: the fit domain's sampler, candidate cascades, budgets, seed."""
 
     sampler: FitSampler
     scheme: RobustScheme
-    caps: Array
+    cascades: SampleCascades
     fit_budgets: Array
     accounting: Accounting
     seed: int
@@ -56,5 +56,5 @@ def fit_bootstraps(problem: FitProblem, start: int, stop: int) -> BootstrapFits:
         draws[:, col] = bought
         for row, n in enumerate(bought.tolist()):
             if n > 0:
-                choice[row, col] = fit_caps(costs[:n], problem.scheme, problem.caps)
+                choice[row, col] = fit_caps(costs[:n], problem.scheme, problem.cascades)
     return BootstrapFits(start, choice, draws)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,34 +68,67 @@ def mean_margins(cascade_solve: Array, single_solve: Array, budgets: Array, leve
     return np.where(np.isfinite(margin) & (margin > TIE), margin, 0.0).mean(axis=1)
 
 
-def sample_cascade_curves(costs: Array, budgets: Array, caps: Array) -> tuple[Array, Array]:
-    """Solve curves of the two providers (2, G) and of pair cascades (K, G) on a fit sample (draws, 2).
+class _CapPosition(NamedTuple):
+    """Where caps fall on the grid: segment j and fraction t in log b; `whole`: caps that buy nothing.
 
-    The same numbers as `cascade_curves` on the per-draw pass curves 1[cost <= b], computed
-    from the joint distribution of how many grid budgets lie below each draw's two costs
-    (its "counts"): a draw fails at exactly the grid points below its cost. O(draws + K·G),
-    no matrix products.
+    A draw whose cost has c grid budgets below it fails at the cap with weight 1 if
+    c >= j + 2, 1 − t if c = j + 1, else 0 (its pass curve read linearly in log b).
     """
-    width = len(budgets) + 1
-    counts = np.searchsorted(budgets, costs, side="left")
-    cells = np.bincount(counts[:, 0] * width + counts[:, 1], minlength=width * width)
-    joint = cells.reshape(width, width) / len(costs)
-    single_fail = _fail_curves(np.stack([joint.sum(axis=1), joint.sum(axis=0)]))
-    first, second = caps[:, 0], caps[:, 1]
-    # unsolved after stage 1, by stage-2 count: rows of `joint` weighted by stage 1's failure at its cap
-    j, t, whole = _cap_position(budgets, first)
-    tail = np.vstack([np.cumsum(joint[::-1], axis=0)[::-1], np.zeros((1, width))])  # tail[c]: mass of counts >= c
-    carried = np.where(whole[:, None], tail[0], tail[j + 2] + (1.0 - t)[:, None] * joint[j + 1])
-    j2, t2, whole2 = _cap_position(budgets, second)
-    rows = np.arange(len(caps))
-    left = carried.sum(axis=1)
-    final = np.where(whole2, left, _fail_curves(carried)[rows, j2 + 1] + (1.0 - t2) * carried[rows, j2 + 1])
-    x = budgets[None, :] - first[:, None]
-    in_first = budgets[None, :] <= first[:, None]
-    in_second = ~in_first & (budgets[None, :] <= (first + second)[:, None])
-    stage2 = _read_rows(_fail_curves(carried), budgets, x, left)
-    failure = np.where(in_first, single_fail[0], np.where(in_second, stage2, final[:, None]))
-    return 1.0 - single_fail, 1.0 - failure
+
+    j: NDArray[np.int64]
+    t: Array
+    whole: NDArray[np.bool_]
+
+
+@dataclass(frozen=True, eq=False)
+class SampleCascades:
+    """Pair cascades (rows of `caps`, K x 2) on fit samples: the grid reads all samples share, done once.
+
+    `curves(costs)` gives the same numbers as `cascade_curves` on a sample's per-draw pass
+    curves 1[cost <= b], from the joint distribution of the draws' "counts" (how many grid
+    budgets lie below each of a draw's two costs; a draw fails at exactly those grid points):
+    O(draws + K·G) per sample, no matrix products.
+    """
+
+    budgets: Array
+    caps: Array
+    _first: _CapPosition = field(init=False, repr=False)
+    _second: _CapPosition = field(init=False, repr=False)
+    _read: tuple[NDArray[np.int64], Array, NDArray[np.bool_]] = field(init=False, repr=False)
+    _stage: NDArray[np.int64] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        first, second = self.caps[:, 0], self.caps[:, 1]
+        object.__setattr__(self, "_first", _cap_position(self.budgets, first))
+        object.__setattr__(self, "_second", _cap_position(self.budgets, second))
+        x = self.budgets[None, :] - first[:, None]  # stage 2's own budget at each global budget
+        j, t = _log_position(self.budgets, x)
+        object.__setattr__(self, "_read", (j, t, x < self.budgets[0]))
+        in_first = self.budgets[None, :] <= first[:, None]
+        in_second = self.budgets[None, :] <= (first + second)[:, None]
+        object.__setattr__(self, "_stage", np.where(in_first, 0, np.where(in_second, 1, 2)))
+
+    def curves(self, costs: Array) -> tuple[Array, Array]:
+        """Solve curves of the two providers (2, G) and of the cascades (K, G) on a fit sample (draws, 2)."""
+        width = len(self.budgets) + 1
+        counts = np.searchsorted(self.budgets, costs, side="left")
+        cells = np.bincount(counts[:, 0] * width + counts[:, 1], minlength=width * width)
+        joint = cells.reshape(width, width) / len(costs)
+        single_fail = _fail_curves(np.stack([joint.sum(axis=1), joint.sum(axis=0)]))
+        # unsolved after stage 1, by stage-2 count: rows of `joint` weighted by stage 1's failure at its cap
+        j, t, whole = self._first
+        tail = np.vstack([np.cumsum(joint[::-1], axis=0)[::-1], np.zeros((1, width))])  # tail[c]: mass of counts >= c
+        carried = np.where(whole[:, None], tail[0], tail[j + 2] + (1.0 - t)[:, None] * joint[j + 1])
+        stage2 = _fail_curves(carried)  # stage 2's failure curve given stage 1, at its own budget
+        left = carried.sum(axis=1)
+        j2, t2, whole2 = self._second
+        rows = np.arange(len(self.caps))
+        final = np.where(whole2, left, stage2[rows, j2 + 1] + (1.0 - t2) * carried[rows, j2 + 1])
+        rj, rt, below = self._read
+        lo, hi = np.take_along_axis(stage2, rj, axis=1), np.take_along_axis(stage2, rj + 1, axis=1)
+        read = np.where(below, left[:, None], lo + rt * (hi - lo))
+        failure = np.where(self._stage == 0, single_fail[0], np.where(self._stage == 1, read, final[:, None]))
+        return 1.0 - single_fail, 1.0 - failure
 
 
 def _fail_curves(mass: Array) -> Array:
@@ -102,13 +136,9 @@ def _fail_curves(mass: Array) -> Array:
     return np.cumsum(mass[..., ::-1], axis=-1)[..., ::-1][..., 1:]
 
 
-def _cap_position(budgets: Array, caps: Array) -> tuple[NDArray[np.int64], Array, NDArray[np.bool_]]:
-    """Where caps fall on the grid (segment j, fraction t in log b), and caps that buy nothing (0 or below the grid).
-
-    A draw with count c then fails at the cap with weight 1 if c >= j + 2, 1 − t if c = j + 1, else 0.
-    """
+def _cap_position(budgets: Array, caps: Array) -> _CapPosition:
     j, t = _log_position(budgets, caps)
-    return j, t, (caps <= 0) | (caps < budgets[0])
+    return _CapPosition(j, t, (caps <= 0) | (caps < budgets[0]))
 
 
 def _log_position(budgets: Array, x: Array) -> tuple[NDArray[np.int64], Array]:
@@ -120,16 +150,9 @@ def _log_position(budgets: Array, x: Array) -> tuple[NDArray[np.int64], Array]:
     return j, np.clip((log_x - log_b[j]) / (log_b[j + 1] - log_b[j]), 0.0, 1.0)
 
 
-def _read_rows(table: Array, budgets: Array, x: Array, below: Array) -> Array:
-    """Row k of `table` (K, G) read at budgets x[k] (linear in log b); below the grid: below[k]."""
-    j, t = _log_position(budgets, x)
-    lo, hi = np.take_along_axis(table, j, axis=1), np.take_along_axis(table, j + 1, axis=1)
-    return np.where(x < budgets[0], below[:, None], lo + t * (hi - lo))
-
-
-def fit_caps(costs: Array, scheme: RobustScheme, caps: Array) -> int:
-    """Index of the caps (rows of `caps`) with the best mean margin on the fit sample `costs` (draws, 2)."""
-    single, cascade = sample_cascade_curves(costs, scheme.budgets, caps)
+def fit_caps(costs: Array, scheme: RobustScheme, cascades: SampleCascades) -> int:
+    """Index of the caps row with the best mean margin on the fit sample `costs` (draws, 2)."""
+    single, cascade = cascades.curves(costs)
     return int(np.argmax(mean_margins(cascade, single, scheme.budgets, scheme.fit_levels(single))))
 
 

@@ -27,7 +27,8 @@ from modelarb.robust import (
     run,
 )
 from modelarb.robust.bootstrap import FitProblem, bootstrap_rng, fit_bootstraps
-from modelarb.robust.fit import SampleCascades, evaluation_margins, fit_caps
+from modelarb.robust.cascades import SampleCascades
+from modelarb.robust.fit import evaluation_margins, fit_caps
 from modelarb.robust.sampling import FitSampler, draw_cost
 
 BUDGETS = BudgetGrid().budgets

@@ -3,8 +3,8 @@
 from modelarb.robust.analysis import PAPER_FIT_BUDGETS, RobustResult, run
 from modelarb.robust.domains import domain_mask, known_domains
 from modelarb.robust.executors import DaskExecutor, Executor, ProcessExecutor, SerialExecutor, executor_for
-from modelarb.robust.fit import RobustScheme
 from modelarb.robust.sampling import ACCOUNTINGS, Accounting
+from modelarb.robust.scheme import RobustScheme
 
 __all__ = [
     "ACCOUNTINGS",

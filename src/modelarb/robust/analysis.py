@@ -14,10 +14,12 @@ from modelarb.core.grid import pass_curves
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
 from modelarb.robust.bootstrap import NO_FIT, FitProblem, fit_bootstraps
+from modelarb.robust.cascades import SampleCascades
 from modelarb.robust.domains import domain_mask
 from modelarb.robust.executors import Executor, executor_for
-from modelarb.robust.fit import RobustScheme, SampleCascades, evaluation_margins
+from modelarb.robust.fit import evaluation_margins
 from modelarb.robust.sampling import ACCOUNTINGS, Accounting, FitSampler
+from modelarb.robust.scheme import RobustScheme
 
 Array = NDArray[np.float64]
 PAPER_FIT_BUDGETS = (1.0, 3.0, 5.0, 10.0, 30.0, 100.0, 1000.0)

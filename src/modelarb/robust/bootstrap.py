@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.robust.fit import RobustScheme, SampleCascades, fit_caps
+from modelarb.robust.cascades import SampleCascades
+from modelarb.robust.fit import fit_caps
 from modelarb.robust.sampling import Accounting, FitSampler
+from modelarb.robust.scheme import RobustScheme
 
 Array = NDArray[np.float64]
 NO_FIT = -1  # chosen index when a fit budget buys no draw at all

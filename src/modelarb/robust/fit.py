@@ -1,57 +1,17 @@
-"""Fit a pair cascade's caps on a fit sample and evaluate caps on full data (METHOD §6, paper scheme)."""
+"""Fit a pair cascade's caps on a fit sample and score candidate caps on full data (METHOD §6, paper scheme)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.grid import BudgetGrid, cascade_curves, cost_for_solve_rate, expected_spend, pass_curves
-from modelarb.core.paper import pair_caps
+from modelarb.core.grid import cascade_curves, cost_for_solve_rate, expected_spend, pass_curves
 from modelarb.data.outcomes import Outcomes
+from modelarb.robust.cascades import SampleCascades
+from modelarb.robust.scheme import RobustScheme
 
 Array = NDArray[np.float64]
 TIE = 1e-9
-
-
-@dataclass(frozen=True)
-class RobustScheme:
-    """The numbers of METHOD §6: budget grid, cap grid, censoring cap, fit and evaluation levels.
-
-    `shared_uniform`: one uniform per draw serves every provider's inverse-CDF sample, as in
-    the paper (its published margins need it); False samples providers independently.
-    """
-
-    grid: BudgetGrid = field(default_factory=BudgetGrid)
-    total_cap: float = 1.0
-    cap_low: float = 1e-4
-    cap_high: float = 0.5
-    cap_points: int = 100
-    censor_at: float = 0.5
-    shared_uniform: bool = True
-    fit_level_low: float = 0.1
-    fit_level_points: int = 100
-    eval_window: float = 0.05
-    eval_level_points: int = 20
-
-    @property
-    def budgets(self) -> Array:
-        return self.grid.budgets
-
-    def caps(self) -> Array:
-        """Candidate caps (K, 2): τ_1 ∈ {0} ∪ log-spaced [cap_low, cap_high] ∪ {total}, τ_2 = total − τ_1."""
-        return pair_caps(self.cap_low, self.cap_high, self.cap_points, self.total_cap)
-
-    def fit_levels(self, single_solve: Array) -> Array:
-        """Solve rates the fit averages over: fit_level_low to the best single provider's rate in the sample."""
-        return np.linspace(self.fit_level_low, float(single_solve.max()), self.fit_level_points)
-
-    def eval_levels(self, single_solve: Array) -> Array:
-        """Solve rates the evaluation averages over: the top `eval_window` below the best single provider."""
-        best = float(single_solve.max())
-        return np.linspace(best - self.eval_window, best, self.eval_level_points)
 
 
 def mean_margins(cascade_solve: Array, single_solve: Array, budgets: Array, levels: Array) -> Array:
@@ -66,88 +26,6 @@ def mean_margins(cascade_solve: Array, single_solve: Array, budgets: Array, leve
     with np.errstate(invalid="ignore", divide="ignore"):
         margin = np.maximum(market - cascade_cost, 0.0) / market
     return np.where(np.isfinite(margin) & (margin > TIE), margin, 0.0).mean(axis=1)
-
-
-class _CapPosition(NamedTuple):
-    """Where caps fall on the grid: segment j and fraction t in log b; `whole`: caps that buy nothing.
-
-    A draw whose cost has c grid budgets below it fails at the cap with weight 1 if
-    c >= j + 2, 1 − t if c = j + 1, else 0 (its pass curve read linearly in log b).
-    """
-
-    j: NDArray[np.int64]
-    t: Array
-    whole: NDArray[np.bool_]
-
-
-@dataclass(frozen=True, eq=False)
-class SampleCascades:
-    """Pair cascades (rows of `caps`, K x 2) on fit samples: the grid reads all samples share, done once.
-
-    `curves(costs)` gives the same numbers as `cascade_curves` on a sample's per-draw pass
-    curves 1[cost <= b], from the joint distribution of the draws' "counts" (how many grid
-    budgets lie below each of a draw's two costs; a draw fails at exactly those grid points):
-    O(draws + K·G) per sample, no matrix products.
-    """
-
-    budgets: Array
-    caps: Array
-    _first: _CapPosition = field(init=False, repr=False)
-    _second: _CapPosition = field(init=False, repr=False)
-    _read: tuple[NDArray[np.int64], Array, NDArray[np.bool_]] = field(init=False, repr=False)
-    _stage: NDArray[np.int64] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        first, second = self.caps[:, 0], self.caps[:, 1]
-        object.__setattr__(self, "_first", _cap_position(self.budgets, first))
-        object.__setattr__(self, "_second", _cap_position(self.budgets, second))
-        x = self.budgets[None, :] - first[:, None]  # stage 2's own budget at each global budget
-        j, t = _log_position(self.budgets, x)
-        object.__setattr__(self, "_read", (j, t, x < self.budgets[0]))
-        in_first = self.budgets[None, :] <= first[:, None]
-        in_second = self.budgets[None, :] <= (first + second)[:, None]
-        object.__setattr__(self, "_stage", np.where(in_first, 0, np.where(in_second, 1, 2)))
-
-    def curves(self, costs: Array) -> tuple[Array, Array]:
-        """Solve curves of the two providers (2, G) and of the cascades (K, G) on a fit sample (draws, 2)."""
-        width = len(self.budgets) + 1
-        counts = np.searchsorted(self.budgets, costs, side="left")
-        cells = np.bincount(counts[:, 0] * width + counts[:, 1], minlength=width * width)
-        joint = cells.reshape(width, width) / len(costs)
-        single_fail = _fail_curves(np.stack([joint.sum(axis=1), joint.sum(axis=0)]))
-        # unsolved after stage 1, by stage-2 count: rows of `joint` weighted by stage 1's failure at its cap
-        j, t, whole = self._first
-        tail = np.vstack([np.cumsum(joint[::-1], axis=0)[::-1], np.zeros((1, width))])  # tail[c]: mass of counts >= c
-        carried = np.where(whole[:, None], tail[0], tail[j + 2] + (1.0 - t)[:, None] * joint[j + 1])
-        stage2 = _fail_curves(carried)  # stage 2's failure curve given stage 1, at its own budget
-        left = carried.sum(axis=1)
-        j2, t2, whole2 = self._second
-        rows = np.arange(len(self.caps))
-        final = np.where(whole2, left, stage2[rows, j2 + 1] + (1.0 - t2) * carried[rows, j2 + 1])
-        rj, rt, below = self._read
-        lo, hi = np.take_along_axis(stage2, rj, axis=1), np.take_along_axis(stage2, rj + 1, axis=1)
-        read = np.where(below, left[:, None], lo + rt * (hi - lo))
-        failure = np.where(self._stage == 0, single_fail[0], np.where(self._stage == 1, read, final[:, None]))
-        return 1.0 - single_fail, 1.0 - failure
-
-
-def _fail_curves(mass: Array) -> Array:
-    """Failure curves (..., G) from mass (..., G + 1) by count: at grid point g, the mass of counts > g."""
-    return np.cumsum(mass[..., ::-1], axis=-1)[..., ::-1][..., 1:]
-
-
-def _cap_position(budgets: Array, caps: Array) -> _CapPosition:
-    j, t = _log_position(budgets, caps)
-    return _CapPosition(j, t, (caps <= 0) | (caps < budgets[0]))
-
-
-def _log_position(budgets: Array, x: Array) -> tuple[NDArray[np.int64], Array]:
-    """Grid segment j and fraction t of each budget x, linear in log b (as `core.grid` reads curves)."""
-    log_b = np.log(budgets)
-    with np.errstate(divide="ignore"):
-        log_x = np.log(np.maximum(x, budgets[0]))
-    j = np.clip(np.searchsorted(log_b, log_x, side="right") - 1, 0, len(budgets) - 2)
-    return j, np.clip((log_x - log_b[j]) / (log_b[j + 1] - log_b[j]), 0.0, 1.0)
 
 
 def fit_caps(costs: Array, scheme: RobustScheme, cascades: SampleCascades) -> int:

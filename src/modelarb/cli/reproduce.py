@@ -64,8 +64,13 @@ def reproduce(
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder to write the report into.")] = Path("modelarb-report"),
-    scheme: Annotated[str, typer.Option("--scheme", help="paper: the paper's grids; exact: exact curves.")] = "paper",
-    quick: Annotated[bool, typer.Option("--quick", help="Coarser grids and few bootstraps: about a minute.")] = False,
+    scheme: Annotated[
+        str,
+        typer.Option("--scheme", help="paper: the paper's grids (its numbers); exact: exact curves and cap search."),
+    ] = "paper",
+    quick: Annotated[
+        bool, typer.Option("--quick", help="20 bootstraps instead of 1000: under a minute instead of a few.")
+    ] = False,
     cluster: Annotated[
         str | None, typer.Option("--cluster", help="Run bootstraps on this Dask scheduler (tcp://HOST:PORT).")
     ] = None,
@@ -91,12 +96,15 @@ def reproduce(
     results: dict[str, Any] = {}
     columns = (TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console_err) as progress:
-        tasks = {e.name: progress.add_task(e.title, total=e.steps(settings)) for e in EXPERIMENTS}
-        drawing = progress.add_task("Figures and report", total=len(EXPERIMENTS))
+        tasks = {e.name: progress.add_task(e.title, total=e.steps(settings), start=False) for e in EXPERIMENTS}
+        drawing = progress.add_task("Figures and report", total=len(EXPERIMENTS), start=False)
         for experiment in EXPERIMENTS:
             task = tasks[experiment.name]
+            progress.start_task(task)
             results[experiment.name] = experiment.run(context, _advance(progress, task))
             progress.update(task, completed=experiment.steps(settings))
+            progress.stop_task(task)
+        progress.start_task(drawing)
         run = {
             "scheme": scheme,
             "quick": quick,
@@ -104,11 +112,16 @@ def reproduce(
             "bootstraps": settings.bootstraps,
             "pair_levels": settings.pair_levels,
             "market_levels": settings.market_levels,
+            "cluster": cluster,
             "modelarb": __version__,
         }
         summary = (
             f"modelarb {__version__} · scheme {scheme}{' · --quick' if quick else ''} · "
             f"{settings.bootstraps} bootstraps · data {paper.root}"
+        ) + (
+            " · the paper's numbers come from its grid scheme: exact curves and caps differ from them by design"
+            if scheme != "paper"
+            else ""
         )
         report = write_report(out, results, run, summary, lambda name: progress.advance(drawing, 1))
     within = sum(r.within for r in report.rows)

@@ -55,8 +55,10 @@ class LargerMarket:
 
 def larger_market(outcomes: Outcomes, settings: Settings, pair: tuple[str, str] = PAIR) -> LargerMarket:
     """Cheapest cascade at each u ∈ linspace(0.40, best) over the providers ever cheapest (METHOD §5.7);
-    the pair's arbitrageur on the same per-stage grid, in its own market."""
+    the pair's arbitrageur on the same per-stage grid, in its own market, up to the pair's best solve rate."""
     levels = np.linspace(LOWEST_LEVEL, best_solve_rate(outcomes, settings.scheme), settings.market_levels)
     cascade = market_arbitrage(outcomes, levels, settings.scheme)
-    pair_market = market_arbitrage(outcomes.select(list(pair)), levels, settings.scheme, same_grid=True)
+    pair_outcomes = outcomes.select(list(pair))
+    pair_levels = levels[levels <= best_solve_rate(pair_outcomes, settings.scheme) + 1e-12]
+    pair_market = market_arbitrage(pair_outcomes, pair_levels, settings.scheme, same_grid=True)
     return LargerMarket(cascade, revenue(cascade), pair_market)

@@ -40,7 +40,7 @@ def section(market: LargerMarket) -> Section:
         label=f"cascade over the ever-cheapest (max {100 * q.max_margin:.1f}%)",
     )
     margin.plot(
-        u,
+        market.pair.levels,
         market.pair.margin,
         color=style.MARKET,
         lw=1.6,

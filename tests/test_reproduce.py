@@ -9,7 +9,10 @@ import re
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import CliResult
+from modelarb.cli.reproduce import paper_data_root
+from modelarb.data import download
+from modelarb.data.locate import DEFAULT_DATASET, dataset_dir
 from modelarb.data.outcomes import Outcomes
-from modelarb.experiments import PairMarket, Settings, pair_market, price_competition, revenue_shares
+from modelarb.data.registry import dataset
+from modelarb.experiments import PairMarket, PaperData, Settings, pair_market, price_competition, revenue_shares
 from modelarb.report.build import write_report
 from modelarb.report.metrics import METRICS, Metric
 
@@ -158,6 +165,53 @@ def test_without_data_or_network_it_says_to_pass_data_or_set_modelarb_data(
     assert "downloading" in result.err
     assert "--data" in result.err and "MODELARB_DATA" in result.err
     assert "Traceback" not in result.err + result.out
+
+
+# --- where the data comes from ------------------------------------------------------------------------
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def data_server(paper_data: Path) -> Iterator[str]:
+    """The paper's data served over HTTP on loopback, as upstream serves it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(paper_data)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_data_comes_from_the_option_then_the_environment_then_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELARB_DATA", str(tmp_path / "env"))
+    assert paper_data_root(tmp_path / "given") == tmp_path / "given"
+    assert paper_data_root(None) == tmp_path / "env"
+    monkeypatch.delenv("MODELARB_DATA")
+    monkeypatch.setenv("MODELARB_CACHE", str(tmp_path / "cache"))
+    folder = dataset_dir(DEFAULT_DATASET)
+    for relpath in dataset(DEFAULT_DATASET).files:
+        (folder / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relpath).write_text("{}")
+    assert paper_data_root(None) == folder  # a complete cache is used as it is
+
+
+@pytest.mark.data
+def test_without_local_data_it_downloads_and_verifies_the_paper_data(
+    data_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MODELARB_DATA", raising=False)
+    monkeypatch.setenv("MODELARB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MODELARB_DATASET_URL", data_server)
+    root = paper_data_root(None)
+    assert "downloading" in capsys.readouterr().err
+    assert root == dataset_dir(DEFAULT_DATASET) and download.verify(DEFAULT_DATASET, root) == []
+    assert PaperData(root).market("swebench", ("gpt5mini", "deepseek")).n_instances == 445
 
 
 # --- the metric registry -------------------------------------------------------------------------------

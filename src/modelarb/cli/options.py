@@ -7,14 +7,17 @@ from pathlib import Path
 
 import typer
 
+from modelarb.cli.output import console_err
 from modelarb.data.market import load_market
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import ModelarbError
-from modelarb.cli.output import console_err
 
 DataOption = typer.Option(
-    None, "--data", help="Market data: a folder of <provider>.jsonl files or a .csv/.parquet table "
-    "[default: $MODELARB_DATA, else the downloaded paper data]", show_default=False,
+    None,
+    "--data",
+    help="Market data: a folder of <provider>.jsonl files or a .csv/.parquet table "
+    "(default: $MODELARB_DATA, else the downloaded paper data)",
+    show_default=False,
 )
 ProvidersOption = typer.Option(None, "--providers", "-p", help="Comma-separated provider names, in cascade order.")
 JsonOption = typer.Option(None, "--json", help="Also write the results to this JSON file.", dir_okay=False)

@@ -69,7 +69,7 @@ def reproduce(
         typer.Option("--scheme", help="paper: the paper's grids (its numbers); exact: exact curves and cap search."),
     ] = "paper",
     quick: Annotated[
-        bool, typer.Option("--quick", help="20 bootstraps instead of 1000: under a minute instead of a few.")
+        bool, typer.Option("--quick", help="100 bootstraps instead of 1000: a faster run whose bootstrapped means scatter more.")
     ] = False,
     cluster: Annotated[
         str | None, typer.Option("--cluster", help="Run bootstraps on this Dask scheduler (tcp://HOST:PORT).")

@@ -69,7 +69,10 @@ def reproduce(
         typer.Option("--scheme", help="paper: the paper's grids (its numbers); exact: exact curves and cap search."),
     ] = "paper",
     quick: Annotated[
-        bool, typer.Option("--quick", help="100 bootstraps instead of 1000: a faster run whose bootstrapped means scatter more.")
+        bool,
+        typer.Option(
+            "--quick", help="100 bootstraps instead of 1000: a faster run whose bootstrapped means scatter more."
+        ),
     ] = False,
     cluster: Annotated[
         str | None, typer.Option("--cluster", help="Run bootstraps on this Dask scheduler (tcp://HOST:PORT).")

@@ -41,12 +41,12 @@ def interpolate_log(curves: Array, budgets: Array, x: Array, below: float = 0.0)
 
     Below the first grid budget a curve reads `below`; above the last, its last value.
     """
-    j, t = _log_position(budgets, x)
+    j, t = log_position(budgets, x)
     value = curves[..., j] + t * (curves[..., j + 1] - curves[..., j])
     return np.where(x < budgets[0], below, value)
 
 
-def _log_position(budgets: Array, x: Array) -> tuple[NDArray[np.int64], Array]:
+def log_position(budgets: Array, x: Array) -> tuple[NDArray[np.int64], Array]:
     """Grid segment j and fraction t of each budget x, in log b."""
     log_b = np.log(budgets)
     with np.errstate(divide="ignore"):
@@ -177,7 +177,7 @@ def _stages_done(ends: NDArray[np.int64], n_budgets: int) -> NDArray[np.int64]:
 
 def _read_rows(table: Array, budgets: Array, x: Array, below: Array) -> Array:
     """Each row of `table` (R, G) read at its budgets x (R, Q), linear in log b; below the grid: `below` (R,)."""
-    j, t = _log_position(budgets, x)
+    j, t = log_position(budgets, x)
     lo, hi = _segment_ends(table, j)
     return np.where(x < budgets[0], below[:, None], lo + t * (hi - lo))
 

@@ -8,12 +8,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from modelarb.core import paper
+from modelarb.core.exact import Orders, exact_search
 from modelarb.core.result import ArbitrageResult
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
 
 Scheme = Literal["exact", "paper"]
 SCHEMES: tuple[str, ...] = ("exact", "paper")
+MAX_GRID_STAGES = 5  # 21^5 raw cap vectors, ~88k after trimming: the largest paper grid searched
 
 
 def best_solve_rate(outcomes: Outcomes, scheme: Scheme = "exact") -> float:
@@ -27,7 +29,7 @@ def check_levels(levels: NDArray[np.float64], best: float) -> NDArray[np.float64
     """Levels must be a non-empty grid of solve rates in (0, best]."""
     levels = np.asarray(levels, dtype=float)
     if levels.size == 0:
-        raise AnalysisError("the grid of solve rates is empty; give e.g. --levels 0.68:0.755:1000")
+        raise AnalysisError("the grid of solve rates is empty; give e.g. --levels 0.68:best:1000")
     if not np.all(np.isfinite(levels)) or levels.min() <= 0 or levels.max() > best + 1e-9:
         raise AnalysisError(
             f"solve rates must lie in (0, {best:.4f}] (the best single provider's solve rate); "
@@ -43,12 +45,15 @@ def search(
     *,
     caps: NDArray[np.float64] | None = None,
     select: paper.Selection | None = None,
+    orders: Orders = None,
+    beam_width: int | None = None,
 ) -> ArbitrageResult:
     """The cheapest cascade at each target solve rate u.
 
     Paper scheme: over `caps` (default: the paper's pair grid choosing one cap vector by
     mean margin for two providers, its 20-point grid per stage for more).
-    Exact scheme: over every cap that changes an attempt count, and over provider orders.
+    Exact scheme: over every cap that changes an attempt count, and over provider `orders`
+    (exhaustive when small enough, else a beam search of `beam_width` bins).
     """
     if scheme not in SCHEMES:
         raise AnalysisError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
@@ -56,10 +61,13 @@ def search(
     if scheme == "paper":
         settings = paper.PaperSettings.for_unit(outcomes.unit)
         pair = outcomes.n_providers == 2
+        if caps is None and outcomes.n_providers > MAX_GRID_STAGES:
+            raise AnalysisError(
+                f"the paper's cap grid over {outcomes.n_providers} providers is too large to search; choose at most "
+                f"{MAX_GRID_STAGES} providers (e.g. those that are cheapest somewhere) or use --scheme exact"
+            )
         if caps is None:
             caps = settings.pair_caps() if pair else settings.stage_caps(outcomes.n_providers)
         chosen = select or ("mean_margin" if pair else "per_level")
         return paper.grid_search(outcomes, levels, caps, chosen, settings.grid, market_grid=settings.market_grid)
-    from modelarb.core.exact import exact_search
-
-    return exact_search(outcomes, levels)
+    return exact_search(outcomes, levels, orders=orders, beam_width=beam_width)

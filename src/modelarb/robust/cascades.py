@@ -8,6 +8,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from modelarb.core.grid import log_position
+
 Array = NDArray[np.float64]
 
 
@@ -45,7 +47,7 @@ class SampleCascades:
         object.__setattr__(self, "_first", _cap_position(self.budgets, first))
         object.__setattr__(self, "_second", _cap_position(self.budgets, second))
         x = self.budgets[None, :] - first[:, None]  # stage 2's own budget at each global budget
-        j, t = _log_position(self.budgets, x)
+        j, t = log_position(self.budgets, x)
         object.__setattr__(self, "_read", (j, t, x < self.budgets[0]))
         in_first = self.budgets[None, :] <= first[:, None]
         in_second = self.budgets[None, :] <= (first + second)[:, None]
@@ -80,14 +82,5 @@ def _fail_curves(mass: Array) -> Array:
 
 
 def _cap_position(budgets: Array, caps: Array) -> _CapPosition:
-    j, t = _log_position(budgets, caps)
+    j, t = log_position(budgets, caps)
     return _CapPosition(j, t, (caps <= 0) | (caps < budgets[0]))
-
-
-def _log_position(budgets: Array, x: Array) -> tuple[NDArray[np.int64], Array]:
-    """Grid segment j and fraction t of each budget x, linear in log b (as `core.grid` reads curves)."""
-    log_b = np.log(budgets)
-    with np.errstate(divide="ignore"):
-        log_x = np.log(np.maximum(x, budgets[0]))
-    j = np.clip(np.searchsorted(log_b, log_x, side="right") - 1, 0, len(budgets) - 2)
-    return j, np.clip((log_x - log_b[j]) / (log_b[j + 1] - log_b[j]), 0.0, 1.0)

@@ -148,6 +148,14 @@ def test_a_folder_that_is_not_the_paper_data_is_one_clear_error(
     assert not (tmp_path / "r").exists()
 
 
+def test_a_malformed_cluster_address_fails_before_any_experiment(
+    run_cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    result = run_cli("reproduce", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--cluster", "foo")
+    assert result.code == 2 and "--cluster 'foo'" in result.err and "tcp://" in result.err
+    assert "━" not in result.err  # no progress bar was started
+
+
 def test_out_that_is_a_file_is_one_clear_error(run_cli: Callable[..., CliResult], tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("x")
     result = run_cli("reproduce", "--data", str(tmp_path), "--out", str(tmp_path / "taken"))

@@ -86,11 +86,14 @@ def reproduce(
     # the experiments pull in matplotlib and every analysis: import them only when reproducing
     from modelarb.experiments import EXPERIMENTS, Context, PaperData, Settings
     from modelarb.report.build import write_report
+    from modelarb.robust import executor_for
 
     if scheme not in SCHEMES:
         raise ModelarbError(f"--scheme {scheme!r} is not a scheme; choose one of {', '.join(SCHEMES)}")
     if out.exists() and not out.is_dir():
         raise ModelarbError(f"--out {out} is a file; give a folder for the report")
+    if cluster is not None:
+        executor_for(cluster=cluster)  # a malformed address fails now, not after the first experiments
     started = time.perf_counter()
     paper = PaperData(paper_data_root(data))
     settings = Settings(scheme=cast(Scheme, scheme), cluster=cluster)

@@ -39,7 +39,7 @@ LevelsOption = typer.Option(
     None,
     "--levels",
     help="Target solve rates as start:stop:count, e.g. 0.68:0.755:1000; stop may be `best` "
-    "(the best single provider's solve rate). [default: from the best provider's mean pass@1 to best, 1000 points]",
+    "(the best single provider's solve rate). (default: from the best provider's mean pass@1 to best, 1000 points)",
     show_default=False,
 )
 

@@ -34,7 +34,7 @@ DistillDataOption = typer.Option(
     None,
     "--data",
     help="Folder of the teacher's and students' .jsonl files "
-    "[default: $MODELARB_DATA/swebench/distill, else the downloaded paper data]",
+    "(default: $MODELARB_DATA/swebench/distill, else the downloaded paper data)",
     show_default=False,
 )
 
@@ -178,7 +178,7 @@ def entry_command(
     entrant: str = typer.Option(..., "--entrant", help="The provider that joins the market."),
     data: Path | None = options.DataOption,
     providers: str | None = typer.Option(
-        None, "--providers", "-p", help="The incumbents, comma-separated [default: every other provider in --data]."
+        None, "--providers", "-p", help="The incumbents, comma-separated (default: every other provider in --data)."
     ),
     scheme: SchemeName = SchemeOption,
     levels: str | None = LevelsOption,

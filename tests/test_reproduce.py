@@ -310,3 +310,23 @@ def test_pair_market_caps_are_those_of_the_cascade_at_the_maximum_margin() -> No
     pair: PairMarket = pair_market(synthetic_pair(3, 30), Settings(pair_levels=50))
     cascade = pair.result.cascade_for(int(pair.result.margin.argmax()))
     assert cascade is not None and pair.caps == cascade.caps
+
+
+def test_six_model_figure_says_which_provider_is_off_the_cost_chart() -> None:
+    from modelarb.experiments import larger_market
+    from modelarb.report.figures import larger
+
+    pair = synthetic_pair(5, 40)
+    weak = np.zeros((pair.n_instances, 1), dtype=int)
+    weak[:4] = 1  # solves 10% at most: no cost at any u >= 0.40
+    market = Outcomes(
+        instances=pair.instances,
+        providers=(*pair.providers, "weak"),
+        n=np.hstack([pair.n, np.full_like(weak, 5)]),
+        s=np.hstack([pair.s, weak]),
+        cost=np.hstack([pair.cost, np.full(weak.shape, 0.001)]),
+    )
+    section = larger.section(larger_market(market, Settings(market_levels=20), pair=("cheap", "strong")))
+    _, labels = section.figure.axes[0].get_legend_handles_labels()
+    assert "weak (never cheapest; off the chart)" in labels
+    assert not any("off the chart" in label for label in labels if not label.startswith("weak"))

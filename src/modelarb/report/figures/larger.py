@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from modelarb.experiments.larger import SHARES_AT, LargerMarket
 from modelarb.report import style
 from modelarb.report.section import Section
@@ -19,7 +21,7 @@ def section(market: LargerMarket) -> Section:
             color=style.colour(provider),
             lw=1.4,
             ls=":" if dominated else "-",
-            label=style.name(provider) + (" (never cheapest)" if dominated else ""),
+            label=style.name(provider) + _note(dominated, reaches=bool(np.isfinite(q.provider_costs[k]).any())),
         )
     costs.plot(u, q.arbitrage_cost, color=style.ARBITRAGEUR, lw=2.2, label="arbitrage cost $C_q(u)$")
     style.log_axis(costs, "y", lambda c: style.money_tick(c, q.cost_unit))
@@ -65,3 +67,10 @@ def section(market: LargerMarket) -> Section:
         ),
         fig,
     )
+
+
+def _note(dominated: bool, reaches: bool) -> str:
+    """Legend note: a provider that is never cheapest, and one that reaches no u shown (no curve drawn)."""
+    if not reaches:
+        return " (never cheapest; off the chart)"
+    return " (never cheapest)" if dominated else ""

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from numpy.typing import NDArray
 
+from modelarb.core.result import ArbitrageResult
 from modelarb.data.outcomes import USD
 
 Array = NDArray[np.float64]
@@ -112,3 +113,20 @@ def stacked_shares(ax: Axes, levels: Array, shares: Array, names: Sequence[str])
     ax.set_xlim(levels[0], levels[-1])
     percent_axis(ax, "x")
     percent_axis(ax, "y")
+
+
+def margin_panel(ax: Axes, result: ArbitrageResult) -> None:
+    """Finish a panel of the margin m(u) drawn by the caller: a star at its maximum, percent axes, title, legend."""
+    ax.plot(
+        [result.max_margin_at],
+        [result.max_margin],
+        "*",
+        color=ARBITRAGEUR,
+        ms=13,
+        label=f"maximum {100 * result.max_margin:.1f}% at u = {result.max_margin_at:.3f}",
+    )
+    percent_axis(ax, "x")
+    percent_axis(ax, "y")
+    ax.set_ylim(0, max(0.05, 1.15 * result.max_margin))
+    finish(ax, "Arbitrageur's net profit margin", SOLVE_RATE, MARGIN)
+    ax.legend(fontsize=8, loc="upper left", framealpha=0.85)

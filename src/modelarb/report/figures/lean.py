@@ -22,19 +22,7 @@ def section(market: LeanMarket) -> Section:
         costs, "Cost of reaching solve rate u (log scale)", style.SOLVE_RATE, style.cost_label(r.cost_unit, "problem")
     )
     margin.plot(u, r.margin, color=style.ARBITRAGEUR, lw=2, label="arbitrageur's margin")
-    margin.plot(
-        [r.max_margin_at],
-        [r.max_margin],
-        "*",
-        color=style.ARBITRAGEUR,
-        ms=13,
-        label=f"maximum {100 * r.max_margin:.1f}% at u = {r.max_margin_at:.3f}",
-    )
-    style.percent_axis(margin, "x")
-    style.percent_axis(margin, "y")
-    margin.set_ylim(0, max(0.05, 1.15 * r.max_margin))
-    style.finish(margin, "Arbitrageur's net profit margin", style.SOLVE_RATE, style.MARGIN)
-    margin.legend(fontsize=8, loc="upper left", framealpha=0.85)
+    style.margin_panel(margin, r)
     style.stacked_shares(shares, u, market.revenue.shares_with, (*r.providers, "arbitrageur"))
     style.finish(shares, "Revenue shares with the arbitrageur", style.SOLVE_RATE, "share of the market's revenue (%)")
     shares.legend(fontsize=8, loc="lower left", framealpha=0.85)

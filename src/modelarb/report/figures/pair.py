@@ -45,19 +45,7 @@ def section(pair: PairMarket) -> Section:
     margin.plot(u, r.margin, color=style.ARBITRAGEUR, lw=2, label="margin $(C_P - C_q) / C_P$")
     marks = np.array(REPORTED_LEVELS)
     margin.plot(marks, [pair.margin_at(x) for x in marks], "o", color="black", ms=5, label="u = 0.70, 0.72, 0.74")
-    margin.plot(
-        [r.max_margin_at],
-        [r.max_margin],
-        "*",
-        color=style.ARBITRAGEUR,
-        ms=13,
-        label=f"maximum {100 * r.max_margin:.1f}% at u = {r.max_margin_at:.3f}",
-    )
-    style.percent_axis(margin, "x")
-    style.percent_axis(margin, "y")
-    margin.set_ylim(0, max(0.05, 1.15 * r.max_margin))
-    style.finish(margin, "Arbitrageur's net profit margin", style.SOLVE_RATE, style.MARGIN)
-    margin.legend(fontsize=8, loc="upper left", framealpha=0.85)
+    style.margin_panel(margin, r)
     caps = " → ".join(f"{style.name(p)} ≤ ${c:.3f}" for p, c in zip(r.providers, pair.caps, strict=True))
     return Section(
         "pair_market",

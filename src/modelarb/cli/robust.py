@@ -12,7 +12,7 @@ from modelarb.cli import options
 from modelarb.cli.output import console_err, percent, table, write_json
 from modelarb.data.domains import read_domain_map
 from modelarb.errors import AnalysisError
-from modelarb.robust import ACCOUNTINGS, PAPER_FIT_BUDGETS, Accounting, executor_for, run
+from modelarb.robust import ACCOUNTINGS, EVALUATIONS, PAPER_FIT_BUDGETS, Accounting, Evaluation, executor_for, run
 
 DEFAULT_BUDGETS = ",".join(f"{budget:g}" for budget in PAPER_FIT_BUDGETS)
 
@@ -62,6 +62,14 @@ def robust(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Worker processes for --executor processes (default: all cores).")
     ] = None,
+    scheme: Annotated[
+        str,
+        typer.Option(
+            "--scheme",
+            help="How the evaluation domain scores the fitted caps: paper (its budget grid) or exact (exact curves). "
+            "The fit always uses the sample's curves on the paper's budget grid.",
+        ),
+    ] = "paper",
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Robust arbitrage (METHOD §6): fit a pair cascade's caps on a sample bought with a limited
@@ -71,12 +79,15 @@ def robust(
     Domains: all · a repository (e.g. django) · a name from --domains · prefix:<text> · not-<domain>.
 
     JSON keys (--json):
-    providers, fit_domain, eval_domain, fit_instances, eval_instances, accounting, seed, bootstraps, cost_unit;
+    providers, fit_domain, eval_domain, fit_instances, eval_instances, accounting, evaluation, seed, bootstraps,
+    cost_unit;
     total_cap, fit_budgets and, per fit budget, mean, p5, p95 (evaluation margin) and mean_draws;
     margins, first_caps (fitted τ_1, null if no draw was bought), draws: (fit budgets × bootstraps).
     """
     if accounting not in ACCOUNTINGS:
         raise AnalysisError(f"--accounting {accounting!r}: use one of {', '.join(ACCOUNTINGS)}")
+    if scheme not in EVALUATIONS:
+        raise AnalysisError(f"--scheme {scheme!r}: use one of {', '.join(EVALUATIONS)}")
     budgets = parse_budgets(fit_budgets)
     mapping = read_domain_map(domains) if domains is not None else None
     runner = executor_for(executor, cluster, workers)
@@ -88,13 +99,14 @@ def robust(
         task = bar.add_task("bootstraps", total=bootstraps)
         result = run(
             outcomes, fit_domain, eval_domain, budgets, bootstraps, seed, cast(Accounting, accounting), runner,
-            mapping=mapping, progress=lambda n: bar.advance(task, n),
+            mapping=mapping, progress=lambda n: bar.advance(task, n), evaluation=cast(Evaluation, scheme),
         )
     unit_label = outcomes.unit
     fmt = (lambda v: f"${v:g}") if unit_label == "USD" else (lambda v: f"{v:g} {unit_label}")
     table(
         f"Robust arbitrage {' → '.join(result.providers)} · fit {fit_domain} ({result.fit_instances}) → "
-        f"evaluate {eval_domain} ({result.eval_instances}) · {result.bootstraps} bootstraps · {accounting} accounting",
+        f"evaluate {eval_domain} ({result.eval_instances}) · {result.bootstraps} bootstraps · {accounting} accounting"
+        f" · {scheme} evaluation",
         ["fit budget", "mean draws", "mean margin", "p5", "p95"],
         [
             [fmt(b), f"{d:.0f}", percent(m), percent(lo), percent(hi)]

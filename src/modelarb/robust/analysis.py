@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,12 +17,14 @@ from modelarb.robust.bootstrap import NO_FIT, FitProblem, fit_bootstraps
 from modelarb.robust.cascades import SampleCascades
 from modelarb.robust.domains import domain_mask
 from modelarb.robust.executors import Executor, executor_for
-from modelarb.robust.fit import evaluation_margins
+from modelarb.robust.fit import evaluation_margins, exact_evaluation_margins
 from modelarb.robust.sampling import ACCOUNTINGS, Accounting, FitSampler
 from modelarb.robust.scheme import RobustScheme
 
 Array = NDArray[np.float64]
 PAPER_FIT_BUDGETS = (1.0, 3.0, 5.0, 10.0, 30.0, 100.0, 1000.0)
+Evaluation = Literal["paper", "exact"]
+EVALUATIONS: tuple[str, ...] = ("paper", "exact")
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,7 +33,8 @@ class RobustResult:
 
     `margins`, `first_caps` and `draws` are (fit budgets, bootstraps): the evaluation
     margin of each fitted cascade, its first-stage cap τ_1 (NaN when the budget bought
-    no draw; the margin is then 0), and the draws the budget bought.
+    no draw; the margin is then 0), and the draws the budget bought. `evaluation` says how
+    the evaluation domain's margins were computed: on the paper's budget grid or exactly.
     """
 
     providers: tuple[str, ...]
@@ -47,6 +50,7 @@ class RobustResult:
     first_caps: Array
     draws: NDArray[np.int64]
     total_cap: float
+    evaluation: Evaluation = "paper"
 
     @property
     def bootstraps(self) -> int:
@@ -76,6 +80,7 @@ class RobustResult:
             "fit_instances": self.fit_instances,
             "eval_instances": self.eval_instances,
             "accounting": self.accounting,
+            "evaluation": self.evaluation,
             "seed": self.seed,
             "bootstraps": self.bootstraps,
             "cost_unit": self.unit,
@@ -105,6 +110,7 @@ def run(
     scheme: RobustScheme | None = None,
     chunk_size: int = 10,
     progress: Callable[[int], None] | None = None,
+    evaluation: Evaluation = "paper",
 ) -> RobustResult:
     """Robust arbitrage (METHOD §6) for a pair market (cascade order = `outcomes.providers`).
 
@@ -112,11 +118,15 @@ def run(
     it, and score them on the full data of `eval_domain`. Bootstrap b always uses the
     stream SeedSequence(seed, spawn_key=(b,)), so any executor gives the same numbers.
     `executor` is an Executor, 'serial' or 'processes' (default); `progress(n)` is called
-    as n more bootstraps finish. Domains are specs for `domain_mask`.
+    as n more bootstraps finish. Domains are specs for `domain_mask`. `evaluation="exact"`
+    scores the fitted caps on the evaluation domain with exact curves (robust/exact.py); the
+    fit itself always uses the sample's curves on the budget grid, as METHOD §6 defines it.
     """
     scheme = scheme or RobustScheme()
     budgets_in = np.asarray(fit_budgets, dtype=np.float64)
     _check(outcomes, budgets_in, bootstraps, seed, accounting, chunk_size)
+    if evaluation not in EVALUATIONS:
+        raise AnalysisError(f"unknown evaluation scheme {evaluation!r}; choose one of {', '.join(EVALUATIONS)}")
     fit_part = outcomes.select(instances=domain_mask(outcomes, fit_domain, mapping))
     eval_part = outcomes.select(instances=domain_mask(outcomes, eval_domain, mapping))
     caps = scheme.caps()
@@ -129,7 +139,8 @@ def run(
         accounting=accounting,
         seed=seed,
     )
-    scores = evaluation_margins(eval_part, scheme, caps)
+    score = exact_evaluation_margins if evaluation == "exact" else evaluation_margins
+    scores = score(eval_part, scheme, caps)
     choice = np.empty((len(budgets_in), bootstraps), dtype=np.int64)
     draws = np.empty_like(choice)
     chunks = [(start, min(start + chunk_size, bootstraps)) for start in range(0, bootstraps, chunk_size)]
@@ -155,6 +166,7 @@ def run(
         first_caps=np.where(fitted, caps[choice, 0], np.nan),
         draws=draws,
         total_cap=scheme.total_cap,
+        evaluation=evaluation,
     )
 
 

@@ -1,4 +1,4 @@
-"""Fit a pair cascade's caps on a fit sample and score candidate caps on full data (METHOD §6, paper scheme)."""
+"""Fit a pair cascade's caps on a fit sample and score candidate caps on full data (METHOD §6)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from numpy.typing import NDArray
 from modelarb.core.grid import cascade_curves, cost_for_solve_rate, expected_spend, pass_curves
 from modelarb.data.outcomes import Outcomes
 from modelarb.robust.cascades import SampleCascades
+from modelarb.robust.exact import best_capped_solve_rate, capped_provider_costs, pair_cascade_costs
 from modelarb.robust.scheme import RobustScheme
 
 Array = NDArray[np.float64]
@@ -15,14 +16,15 @@ TIE = 1e-9
 
 
 def mean_margins(cascade_solve: Array, single_solve: Array, budgets: Array, levels: Array) -> Array:
-    """Mean net margin over `levels` of each cascade (K, G) against the market of single providers (P, G).
-
-    Margin max(C_P − C_q, 0) / C_P at each level; a NaN or infinite margin counts as 0, and so
-    does one below TIE (rounding where a cascade reduces to the single provider it undercuts).
-    """
+    """Mean net margin over `levels` of each cascade (K, G) against the market of single providers (P, G)."""
     solve = np.concatenate([cascade_solve, single_solve])
     price = cost_for_solve_rate(solve, expected_spend(solve, budgets), levels)
-    cascade_cost, market = price[: len(cascade_solve)], price[len(cascade_solve) :].min(axis=0)
+    return _mean_margin(price[: len(cascade_solve)], price[len(cascade_solve) :].min(axis=0))
+
+
+def _mean_margin(cascade_cost: Array, market: Array) -> Array:
+    """Mean of max(C_P − C_q, 0) / C_P over levels (K, U); a NaN or infinite margin counts as 0, and so
+    does one below TIE (rounding where a cascade reduces to the single provider it undercuts)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         margin = np.maximum(market - cascade_cost, 0.0) / market
     return np.where(np.isfinite(margin) & (margin > TIE), margin, 0.0).mean(axis=1)
@@ -41,3 +43,11 @@ def evaluation_margins(outcomes: Outcomes, scheme: RobustScheme, caps: Array) ->
     single = curves.mean(axis=0)
     cascade, _ = cascade_curves(curves, budgets, caps)
     return mean_margins(cascade, single, budgets, scheme.eval_levels(single))
+
+
+def exact_evaluation_margins(outcomes: Outcomes, scheme: RobustScheme, caps: Array) -> Array:
+    """`evaluation_margins` with exact curves (robust/exact.py) instead of the budget grid, shape (K,)."""
+    best = best_capped_solve_rate(outcomes, scheme.total_cap)
+    levels = np.linspace(best - scheme.eval_window, best, scheme.eval_level_points)
+    market = capped_provider_costs(outcomes, levels, scheme.total_cap).min(axis=0)
+    return _mean_margin(pair_cascade_costs(outcomes, caps, levels), market)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -15,9 +16,11 @@ from modelarb.core.result import ArbitrageResult
 from modelarb.data.outcomes import USD
 
 Array = NDArray[np.float64]
+Place = Literal["best", "upper left", "upper right", "lower left", "lower right"]
 
 SOLVE_RATE = "solve rate u (% solved)"
 MARGIN = "net profit margin (%)"
+SHARE = "share of the market's revenue (%)"
 ARBITRAGEUR = "#d62728"
 MARKET = "#222222"
 NAMES = {
@@ -90,14 +93,16 @@ def percent_axis(ax: Axes, which: str = "y") -> None:
     (ax.yaxis if which == "y" else ax.xaxis).set_major_formatter(FuncFormatter(lambda x, _: f"{100 * x:.4g}%"))
 
 
-def finish(ax: Axes, title: str, xlabel: str, ylabel: str, legend: bool = True) -> None:
-    """Panel title, axis labels, a light grid and a legend that does not hide the data."""
+def finish(
+    ax: Axes, title: str, xlabel: str, ylabel: str, legend: Place | None = "best", legend_size: float = 8
+) -> None:
+    """Panel title, axis labels, a light grid and a legend at location `legend` (None: no legend)."""
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    if legend:
-        ax.legend(fontsize=8, loc="best", framealpha=0.85)
+    if legend is not None:
+        ax.legend(fontsize=legend_size, loc=legend, framealpha=0.85)
 
 
 def stacked_shares(ax: Axes, levels: Array, shares: Array, names: Sequence[str]) -> None:
@@ -128,5 +133,4 @@ def margin_panel(ax: Axes, result: ArbitrageResult) -> None:
     percent_axis(ax, "x")
     percent_axis(ax, "y")
     ax.set_ylim(0, max(0.05, 1.15 * result.max_margin))
-    finish(ax, "Arbitrageur's net profit margin", SOLVE_RATE, MARGIN)
-    ax.legend(fontsize=8, loc="upper left", framealpha=0.85)
+    finish(ax, "Arbitrageur's net profit margin", SOLVE_RATE, MARGIN, legend="upper left")

@@ -22,13 +22,19 @@ def section(competition: PriceCompetition) -> Section:
         margins.plot(u, race.margins[t], color=tone, lw=1.3, label=label)
     prices.plot(u, race.arbitrage_cost, color=style.ARBITRAGEUR, lw=2, ls="--", label="arbitrage cost $C_q(u)$ (floor)")
     style.percent_axis(prices, "x")
-    style.finish(prices, "Consumer price after each round", style.SOLVE_RATE, style.cost_label(competition.cost_unit))
-    prices.legend(fontsize=8, loc="upper left", framealpha=0.85)
+    style.finish(
+        prices,
+        "Consumer price after each round",
+        style.SOLVE_RATE,
+        style.cost_label(competition.cost_unit),
+        legend="upper left",
+    )
     style.percent_axis(margins, "x")
     style.percent_axis(margins, "y")
     margins.set_ylim(bottom=0)
-    style.finish(margins, "Arbitrageurs' net margin after each round", style.SOLVE_RATE, style.MARGIN)
-    margins.legend(fontsize=8, loc="upper left", framealpha=0.85)
+    style.finish(
+        margins, "Arbitrageurs' net margin after each round", style.SOLVE_RATE, style.MARGIN, legend="upper left"
+    )
     ratio = competition.final_ratio
     return Section(
         "price_competition",

@@ -28,7 +28,7 @@ def section(series: DistillationSeries) -> Section:
     costs.plot(series.levels, series.costs[-1], color=style.MARKET, lw=2, ls="--", label=teacher)
     style.log_axis(passk, "x", lambda k: f"{k:g}")
     style.percent_axis(passk, "y")
-    style.finish(passk, "pass@k of each model", "attempts k (log scale)", "pass@k (% solved)", legend=False)
+    style.finish(passk, "pass@k of each model", "attempts k (log scale)", "pass@k (% solved)", legend=None)
     style.log_axis(costs, "y", lambda c: style.money_tick(c, r.cost_unit))
     style.percent_axis(costs, "x")
     style.finish(
@@ -36,7 +36,7 @@ def section(series: DistillationSeries) -> Section:
         "Cost of reaching solve rate u alone",
         style.SOLVE_RATE,
         style.cost_label(r.cost_unit, style.per_item(r.cost_unit)),
-        legend=False,
+        legend=None,
     )
     fig.legend(*passk.get_legend_handles_labels(), loc="outside lower center", ncol=len(r.students) + 1, fontsize=9)
 
@@ -58,8 +58,13 @@ def section(series: DistillationSeries) -> Section:
     style.log_axis(margin, "x", style.size_tick)
     style.percent_axis(margin, "y")
     margin.set_ylim(bottom=0)
-    style.finish(margin, "Arbitrageur's margin against the teacher", f"{spec.size_label} (log scale)", style.MARGIN)
-    margin.legend(fontsize=8, loc="upper left", framealpha=0.85)
+    style.finish(
+        margin,
+        "Arbitrageur's margin against the teacher",
+        f"{spec.size_label} (log scale)",
+        style.MARGIN,
+        legend="upper left",
+    )
     return Section(
         f"distillation_{series.domain}",
         f"Distillation on {domain}",

@@ -25,10 +25,7 @@ def section(result: MarketEntry) -> Section:
     style.percent_axis(share, "x")
     style.percent_axis(share, "y")
     share.set_ylim(0, 1.05)
-    style.finish(
-        share, f"{style.name(incumbent)}'s revenue share", style.SOLVE_RATE, "share of the market's revenue (%)"
-    )
-    share.legend(fontsize=8, loc="upper right", framealpha=0.85)
+    style.finish(share, f"{style.name(incumbent)}'s revenue share", style.SOLVE_RATE, style.SHARE, legend="upper right")
 
     names = (*e.providers, "arbitrageur")
     x = np.arange(len(names))
@@ -43,9 +40,12 @@ def section(result: MarketEntry) -> Section:
     bars.set_xticks(x, [style.name(n) for n in names], fontsize=9)
     style.percent_axis(bars, "y")
     style.finish(
-        bars, "Average revenue share over u, with the arbitrageur", "market participant", "average share of revenue (%)"
+        bars,
+        "Average revenue share over u, with the arbitrageur",
+        "market participant",
+        "average share of revenue (%)",
+        legend="upper left",
     )
-    bars.legend(fontsize=8, loc="upper left", framealpha=0.85)
     kept_with, kept_without = result.kept(incumbent, True), result.kept(incumbent, False)
     return Section(
         "market_entry",

@@ -29,8 +29,9 @@ def section(market: LargerMarket) -> Section:
     style.finish(costs, "Cost of reaching solve rate u (log scale)", style.SOLVE_RATE, style.cost_label(q.cost_unit))
 
     style.stacked_shares(shares, u, market.revenue.shares_with, (*q.providers, "arbitrageur"))
-    style.finish(shares, "Revenue shares with the arbitrageur", style.SOLVE_RATE, "share of the market's revenue (%)")
-    shares.legend(fontsize=7, loc="lower left", framealpha=0.85)
+    style.finish(
+        shares, "Revenue shares with the arbitrageur", style.SOLVE_RATE, style.SHARE, legend="lower left", legend_size=7
+    )
 
     cascade = next((c for c in q.cascades if c.providers), None)
     kept = ", ".join(style.name(p) for p in cascade.providers) if cascade else "no provider"
@@ -52,8 +53,9 @@ def section(market: LargerMarket) -> Section:
     style.percent_axis(margin, "x")
     style.percent_axis(margin, "y")
     margin.set_ylim(bottom=0)
-    style.finish(margin, "Arbitrageur's margin: more providers, more margin", style.SOLVE_RATE, style.MARGIN)
-    margin.legend(fontsize=8, loc="upper left", framealpha=0.85)
+    style.finish(
+        margin, "Arbitrageur's margin: more providers, more margin", style.SOLVE_RATE, style.MARGIN, legend="upper left"
+    )
     never = " and ".join(style.name(p) for p in market.never_cheapest) or "no provider"
     return Section(
         "six_model_market",

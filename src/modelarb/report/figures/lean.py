@@ -24,8 +24,7 @@ def section(market: LeanMarket) -> Section:
     margin.plot(u, r.margin, color=style.ARBITRAGEUR, lw=2, label="arbitrageur's margin")
     style.margin_panel(margin, r)
     style.stacked_shares(shares, u, market.revenue.shares_with, (*r.providers, "arbitrageur"))
-    style.finish(shares, "Revenue shares with the arbitrageur", style.SOLVE_RATE, "share of the market's revenue (%)")
-    shares.legend(fontsize=8, loc="lower left", framealpha=0.85)
+    style.finish(shares, "Revenue shares with the arbitrageur", style.SOLVE_RATE, style.SHARE, legend="lower left")
     kept = float(np.nanmin(market.revenue.revenue_change))
     return Section(
         "lean_market",

@@ -39,8 +39,9 @@ def section(pair: PairMarket) -> Section:
             color="dimgrey",
         )
     style.percent_axis(costs, "x")
-    style.finish(costs, "Cost of reaching solve rate u", style.SOLVE_RATE, style.cost_label(r.cost_unit))
-    costs.legend(fontsize=8, loc="upper left", framealpha=0.85)
+    style.finish(
+        costs, "Cost of reaching solve rate u", style.SOLVE_RATE, style.cost_label(r.cost_unit), legend="upper left"
+    )
 
     margin.plot(u, r.margin, color=style.ARBITRAGEUR, lw=2, label="margin $(C_P - C_q) / C_P$")
     marks = np.array(REPORTED_LEVELS)

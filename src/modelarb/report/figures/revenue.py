@@ -14,17 +14,20 @@ def section(shares: RevenueShares) -> Section:
     u = r.levels
     fig, (without, with_arb, change) = style.figure("Who earns what: revenue shares in the pair market", 3, 4.6)
     style.stacked_shares(without, u, r.shares_without, r.providers)
-    style.finish(without, "Without the arbitrageur", style.SOLVE_RATE, "share of the market's revenue (%)")
-    without.legend(fontsize=8, loc="lower left", framealpha=0.85)
+    style.finish(without, "Without the arbitrageur", style.SOLVE_RATE, style.SHARE, legend="lower left")
     style.stacked_shares(with_arb, u, r.shares_with, (*r.providers, "arbitrageur"))
-    style.finish(with_arb, "With the arbitrageur", style.SOLVE_RATE, "share of the market's revenue (%)")
-    with_arb.legend(fontsize=8, loc="lower left", framealpha=0.85)
+    style.finish(with_arb, "With the arbitrageur", style.SOLVE_RATE, style.SHARE, legend="lower left")
     change.plot(u, r.revenue_change, color=style.MARKET, lw=2, label="providers' revenue with / without")
     change.axhline(1.0, color="grey", lw=1, ls=":")
     style.percent_axis(change, "x")
     change.set_ylim(0, 1.05)
-    style.finish(change, "Providers' total revenue change", style.SOLVE_RATE, "revenue with arbitrage / without")
-    change.legend(fontsize=8, loc="lower left", framealpha=0.85)
+    style.finish(
+        change,
+        "Providers' total revenue change",
+        style.SOLVE_RATE,
+        "revenue with arbitrage / without",
+        legend="lower left",
+    )
     k = r.index_of(SHARES_AT)
     split = ", ".join(
         f"{style.name(p)} {100 * s:.1f}%" for p, s in zip((*r.providers, "arbitrageur"), r.shares_with[k], strict=True)

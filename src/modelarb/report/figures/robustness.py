@@ -42,8 +42,8 @@ def section(result: Robustness) -> Section:
             f"{_domain(run.eval_domain)} ({run.eval_instances})",
             f"fit budget ({'$' if run.unit == USD else run.unit}, log scale)",
             "evaluation margin (%)",
+            legend="lower right",
         )
-        ax.legend(fontsize=8, loc="lower right", framealpha=0.85)
     top = {f"{_domain(r.fit_domain)} → {_domain(r.eval_domain)}": 100 * float(r.mean[-1]) for r in runs}
     return Section(
         "robustness",

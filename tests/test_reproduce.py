@@ -312,21 +312,39 @@ def test_pair_market_caps_are_those_of_the_cascade_at_the_maximum_margin() -> No
     assert cascade is not None and pair.caps == cascade.caps
 
 
-def test_six_model_figure_says_which_provider_is_off_the_cost_chart() -> None:
-    from modelarb.experiments import larger_market
-    from modelarb.report.figures import larger
-
+def market_with_a_weak_third() -> Outcomes:
+    """A synthetic pair plus a provider that solves 10% at most: it has no cost at any u >= 0.40."""
     pair = synthetic_pair(5, 40)
     weak = np.zeros((pair.n_instances, 1), dtype=int)
-    weak[:4] = 1  # solves 10% at most: no cost at any u >= 0.40
-    market = Outcomes(
+    weak[:4] = 1
+    return Outcomes(
         instances=pair.instances,
         providers=(*pair.providers, "weak"),
         n=np.hstack([pair.n, np.full_like(weak, 5)]),
         s=np.hstack([pair.s, weak]),
         cost=np.hstack([pair.cost, np.full(weak.shape, 0.001)]),
     )
-    section = larger.section(larger_market(market, Settings(market_levels=20), pair=("cheap", "strong")))
+
+
+def test_six_model_figure_says_which_provider_is_off_the_cost_chart() -> None:
+    from modelarb.experiments import larger_market
+    from modelarb.report.figures import larger
+
+    market = larger_market(market_with_a_weak_third(), Settings(market_levels=20), pair=("cheap", "strong"))
+    section = larger.section(market)
     _, labels = section.figure.axes[0].get_legend_handles_labels()
     assert "weak (never cheapest; off the chart)" in labels
     assert not any("off the chart" in label for label in labels if not label.startswith("weak"))
+    assert (
+        "20-point grid" in section.explanation[0] and "cheap + strong pair on the same grid" in section.explanation[1]
+    )
+
+
+def test_six_model_figure_claims_no_paper_grid_in_the_exact_scheme() -> None:
+    from modelarb.experiments import larger_market
+    from modelarb.report.figures import larger
+
+    settings = Settings(scheme="exact", market_levels=20)
+    section = larger.section(larger_market(market_with_a_weak_third(), settings, pair=("cheap", "strong")))
+    text = " ".join(section.explanation)
+    assert "grid" not in text and "exact search" in text and "searched exactly" in text

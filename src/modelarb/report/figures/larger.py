@@ -1,4 +1,4 @@
-"""Six-model market figure: every provider's price, the four-provider cascade's cost, its margin vs the pair's."""
+"""Six-model market figure: every provider's price, the arbitrageur's cost and revenue, its margin vs the pair's."""
 
 from __future__ import annotations
 
@@ -35,12 +35,14 @@ def section(market: LargerMarket) -> Section:
 
     cascade = next((c for c in q.cascades if c.providers), None)
     kept = ", ".join(style.name(p) for p in cascade.providers) if cascade else "no provider"
+    paper = q.scheme == "paper"
+    pair = " + ".join(style.name(p) for p in market.pair.providers)
     margin.plot(
         u,
         q.margin,
         color=style.ARBITRAGEUR,
         lw=2,
-        label=f"cascade over the ever-cheapest (max {100 * q.max_margin:.1f}%)",
+        label=f"{'cascade over the ever-cheapest' if paper else 'exact search'} (max {100 * q.max_margin:.1f}%)",
     )
     margin.plot(
         market.pair.levels,
@@ -48,7 +50,7 @@ def section(market: LargerMarket) -> Section:
         color=style.MARKET,
         lw=1.6,
         ls="--",
-        label=f"GPT-5 mini + DeepSeek pair (max {100 * market.pair.max_margin:.1f}%)",
+        label=f"{pair} pair (max {100 * market.pair.max_margin:.1f}%)",
     )
     style.percent_axis(margin, "x")
     style.percent_axis(margin, "y")
@@ -57,14 +59,20 @@ def section(market: LargerMarket) -> Section:
         margin, "Arbitrageur's margin: more providers, more margin", style.SOLVE_RATE, style.MARGIN, legend="upper left"
     )
     never = " and ".join(style.name(p) for p in market.never_cheapest) or "no provider"
+    if paper:
+        search, same = (
+            f"so the arbitrageur cascades over the others ({kept}) on the paper's 20-point grid per stage",
+            "on the same grid",
+        )
+    else:
+        search, same = "and the arbitrageur's exact search ranges over every provider", "searched exactly"
     return Section(
         "six_model_market",
         "Six-model SWE-bench market",
         (
-            f"Each model's cost to reach solve rate u alone; {never} are never the cheapest, so the arbitrageur "
-            f"cascades over the others ({kept}) on the paper's 20-point grid per stage.",
+            f"Each model's cost to reach solve rate u alone; {never} are never the cheapest, {search}.",
             f"More providers widen the margin: at most {100 * q.max_margin:.1f}%, against "
-            f"{100 * market.pair.max_margin:.1f}% for the GPT-5 mini + DeepSeek pair on the same grid; at "
+            f"{100 * market.pair.max_margin:.1f}% for the {pair} pair {same}; at "
             f"u = {SHARES_AT} the arbitrageur keeps {100 * market.shares_at[-1]:.1f}% of the revenue.",
         ),
         fig,

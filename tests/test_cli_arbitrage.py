@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,6 +59,16 @@ def test_scheme_choices_are_the_library_schemes() -> None:
 
 
 @pytest.mark.data
+def test_cli_starts_without_the_numerics() -> None:
+    """`modelarb --help` loads neither scipy, matplotlib nor dask: what needs them imports them when it runs."""
+    probe = (
+        "import sys; import modelarb.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'matplotlib', 'dask', 'distributed'}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
 def test_pair_market_table_and_json(paper_data: Path, tmp_path: Path, run_cli: Run) -> None:
     out = tmp_path / "pair.json"
     result = run_cli(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import typer
@@ -12,10 +12,12 @@ from numpy.typing import NDArray
 
 from modelarb.cli import options
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
-from modelarb.core.result import ArbitrageResult
-from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, search
-from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
+
+if TYPE_CHECKING:  # the analysis layers load scipy: commands import them when they run
+    from modelarb.core.result import ArbitrageResult
+    from modelarb.core.search import Scheme
+    from modelarb.data.outcomes import Outcomes
 
 PAPER_MAX_PROVIDERS = 4  # the paper's 20-point grid per stage (METHOD §5.7) grows as 21^M
 TABLE_ROWS = 15
@@ -46,13 +48,17 @@ LevelsOption = typer.Option(
 
 def scheme_of(option: SchemeName) -> Scheme:
     """The library's scheme name for a `--scheme` choice."""
+    from modelarb.core.search import SCHEMES
+
     if option.value not in SCHEMES:
         raise AnalysisError(f"unknown scheme {option.value!r}; choose one of {', '.join(SCHEMES)}")
-    return cast(Scheme, option.value)
+    return cast("Scheme", option.value)
 
 
 def solve_rate_grid(spec: str | None, outcomes: Outcomes, scheme: Scheme) -> NDArray[np.float64]:
     """The levels u of `--levels start:stop:count` (stop may be `best`), or the default grid."""
+    from modelarb.core.search import best_solve_rate
+
     best = best_solve_rate(outcomes, scheme)
     if spec is None:
         low = float(outcomes.pass_at_1.mean(axis=0).max())
@@ -167,6 +173,8 @@ def arbitrage(
     spend_by_provider ({provider: arbitrageur's spend per u});
     providers, cost_unit, scheme, method, instances, source.
     """
+    from modelarb.core.search import search
+
     outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
     if chosen == "paper" and outcomes.n_providers > PAPER_MAX_PROVIDERS:

@@ -11,7 +11,6 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from modelarb.cli.output import console, console_err
-from modelarb.data import download
 from modelarb.data.locate import DEFAULT_DATASET, dataset_dir
 from modelarb.data.registry import DATASETS, dataset
 from modelarb.errors import DatasetError
@@ -28,6 +27,8 @@ def pull(
     ] = None,
 ) -> None:
     """Download a dataset into the cache, checking every file against its pinned SHA-256 sum."""
+    from modelarb.data import download
+
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         console=console_err, transient=True,
@@ -81,6 +82,8 @@ def verify(
     ] = None,
 ) -> None:
     """Check a local copy of a dataset against its pinned SHA-256 sums."""
+    from modelarb.data import download
+
     env = os.environ.get("MODELARB_DATA")
     folder = data or (Path(env) if env else dataset_dir(name))
     problems = download.verify(name, folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -10,20 +11,13 @@ import typer
 from modelarb.cli import options
 from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, shown_rows, solve_rate_grid
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
-from modelarb.core.result import ArbitrageResult
-from modelarb.core.search import Scheme
-from modelarb.data.outcomes import Outcomes
-from modelarb.economics import (
-    CompetitionResult,
-    cascade_cost,
-    compete,
-    distillation,
-    market_arbitrage,
-    market_entry,
-    revenue,
-    segmentation,
-)
 from modelarb.errors import AnalysisError
+
+if TYPE_CHECKING:  # the economics load scipy: commands import them when they run
+    from modelarb.core.result import ArbitrageResult
+    from modelarb.core.search import Scheme
+    from modelarb.data.outcomes import Outcomes
+    from modelarb.economics import CompetitionResult
 
 market_app = typer.Typer(
     name="market",
@@ -40,6 +34,8 @@ DistillDataOption = typer.Option(
 
 
 def _arbitrage(outcomes: Outcomes, levels: np.ndarray, scheme: Scheme) -> ArbitrageResult:
+    from modelarb.economics import market_arbitrage
+
     with console_err.status(f"searching cascades ({scheme} scheme) …"):
         return market_arbitrage(outcomes, levels, scheme)
 
@@ -65,6 +61,8 @@ def revenue_command(
     arbitraged}, segmentation {providers, bands (list of {provider, u_low, u_high}),
     never_cheapest}, instances, source.
     """
+    from modelarb.economics import revenue, segmentation
+
     outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
     result = _arbitrage(outcomes, solve_rate_grid(levels, outcomes, chosen), chosen)
@@ -126,6 +124,8 @@ def compete_command(
     settled_price, winner (name per u, null: the providers keep the market), settled_margin,
     instances, source.
     """
+    from modelarb.economics import cascade_cost, compete
+
     outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
     grid = solve_rate_grid(levels, outcomes, chosen)
@@ -193,6 +193,8 @@ def entry_command(
     shares_without_arbitrage, each {before, after: {provider or "arbitrageur": {per_level,
     average}}}, instances, source.
     """
+    from modelarb.economics import market_entry
+
     incumbents = options.provider_list(providers)
     outcomes = options.market(data, None if incumbents is None else ",".join([*incumbents, entrant]), unit)
     if incumbents is None:
@@ -242,6 +244,8 @@ def distill_command(
     with_arbitrage}, teacher_revenue_ratio}), k, teacher_pass_at_k, fit {intercept, slope,
     r_squared}, instances, source.
     """
+    from modelarb.economics import distillation
+
     names = options.provider_list(students) or []
     counts = _numbers(tokens)
     if len(counts) != len(names):

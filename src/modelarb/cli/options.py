@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from modelarb.cli.output import console_err
-from modelarb.data.market import load_market
-from modelarb.data.outcomes import Outcomes
 from modelarb.errors import ModelarbError
+
+if TYPE_CHECKING:
+    from modelarb.data.outcomes import Outcomes
 
 DataOption = typer.Option(
     None,
@@ -49,6 +51,8 @@ def data_path(data: Path | None, domain: str = "swebench") -> Path:
 
 def market(data: Path | None, providers: str | None, unit: str | None = None, domain: str = "swebench") -> Outcomes:
     """Load a market from the CLI's options, telling the user which instances were dropped."""
+    from modelarb.data.market import load_market
+
     outcomes, report = load_market(data_path(data, domain), provider_list(providers), unit)
     if any(report.dropped.values()):
         console_err.print(f"market: {report}", highlight=False)

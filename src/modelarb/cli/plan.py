@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -11,8 +12,10 @@ from rich.table import Table
 from modelarb.cli import options
 from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, solve_rate_grid
 from modelarb.cli.output import console, console_err, money, percent
-from modelarb.core.plan import Plan, fit
 from modelarb.errors import AnalysisError
+
+if TYPE_CHECKING:
+    from modelarb.core.plan import Plan
 
 plan_app = typer.Typer(
     name="plan", help="Fit a cascade plan for a target and save it as JSON; show a saved plan.", no_args_is_help=True
@@ -49,6 +52,8 @@ def fit_plan(
     fitted_on {source, instances, fingerprint}, created_at, modelarb_version.
     With --max-price, --levels sets the solve rates searched (default: 1000 up to the best).
     """
+    from modelarb.core.plan import fit
+
     if (target_solve_rate is None) == (max_price is None):
         raise AnalysisError("give exactly one of --target-solve-rate U and --max-price P")
     if levels is not None and max_price is None:
@@ -65,6 +70,8 @@ def fit_plan(
 @plan_app.command("show")
 def show_plan(path: Path = PlanArgument) -> None:
     """Print a saved plan: its cascades, expected solve rate and spend, the price it undercuts, its data."""
+    from modelarb.core.plan import Plan
+
     print_plan(Plan.load(path), str(path))
 
 

@@ -13,18 +13,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from modelarb import __version__
 from modelarb.cli.output import console, console_err, table
-from modelarb.core.search import SCHEMES, Scheme
-from modelarb.data import download
-from modelarb.data.locate import DEFAULT_DATASET, dataset_dir
-from modelarb.data.registry import dataset
 from modelarb.errors import DatasetError, ModelarbError
 
 if TYPE_CHECKING:
+    from modelarb.core.search import Scheme
     from modelarb.report.metrics import MetricRow
 
 
 def paper_data_root(data: Path | None) -> Path:
     """The paper's data folder: --data, else $MODELARB_DATA, else the cache, else downloaded into the cache."""
+    from modelarb.data import download
+    from modelarb.data.locate import DEFAULT_DATASET, dataset_dir
+    from modelarb.data.registry import dataset
+
     if data is not None:
         return data
     env = os.environ.get("MODELARB_DATA")
@@ -84,6 +85,7 @@ def reproduce(
     ours is within it; report.html shows the same table, then each experiment's figure.
     """
     # the experiments pull in matplotlib and every analysis: import them only when reproducing
+    from modelarb.core.search import SCHEMES
     from modelarb.experiments import EXPERIMENTS, Context, PaperData, Settings
     from modelarb.report.build import write_report
     from modelarb.robust import executor_for
@@ -96,7 +98,7 @@ def reproduce(
         executor_for(cluster=cluster)  # a malformed address fails now, not after the first experiments
     started = time.perf_counter()
     paper = PaperData(paper_data_root(data))
-    settings = Settings(scheme=cast(Scheme, scheme), cluster=cluster)
+    settings = Settings(scheme=cast("Scheme", scheme), cluster=cluster)
     settings = settings.quick() if quick else settings
     context = Context(paper, settings)
     results: dict[str, Any] = {}

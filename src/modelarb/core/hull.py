@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial import ConvexHull
 
 Array = NDArray[np.float64]
 Index = NDArray[np.int64]
@@ -38,6 +37,8 @@ def lower_hull(solve: Array, spend: Array) -> Index:
     The front rises in both coordinates; scaled to the unit square with the corner (0, 1)
     added, its convex hull is the lower chain plus two edges through that corner.
     """
+    from scipy.spatial import ConvexHull  # scipy takes ~0.3 s to load: only when a hull is built
+
     front = pareto_front(solve, spend)
     if len(front) <= 2:
         return front

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import gammaln
 
 
 def failure_probability(n: ArrayLike, s: ArrayLike, k: ArrayLike) -> NDArray[np.float64]:
     """F(k): the chance that k fresh attempts all fail (broadcasts over n, s, k)."""
+    from scipy.special import gammaln  # scipy takes ~0.3 s to load: only when a curve is computed
+
     n_, s_, k_ = np.broadcast_arrays(np.asarray(n, float), np.asarray(s, float), np.asarray(k, float))
     k_ = np.maximum(k_, 0.0)
     fails = n_ - s_

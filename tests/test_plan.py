@@ -17,7 +17,7 @@ from conftest import CliResult
 from modelarb.core.plan import FORMAT_VERSION, Plan, fingerprint, fit
 from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, search
 from modelarb.data import Outcomes, load_market
-from modelarb.errors import AnalysisError, DataError
+from modelarb.errors import AnalysisError, DataError, ModelarbError
 from test_cli_arbitrage import flat, write_market
 
 Run = Callable[..., CliResult]
@@ -127,6 +127,12 @@ def test_save_and_load_round_trip(market: Outcomes, tmp_path: Path) -> None:
     assert payload["format_version"] == FORMAT_VERSION
     assert {"providers", "cascades", "solve_rate", "spend_per_task", "spend_by_provider", "market_price", "margin",
             "cost_unit", "fitted_on", "created_at", "modelarb_version"} <= payload.keys()  # fmt: skip
+
+
+def test_save_to_a_missing_folder_is_one_clear_error(market: Outcomes, tmp_path: Path) -> None:
+    plan = fit(market, target_solve_rate=0.3, scheme="paper")
+    with pytest.raises(ModelarbError, match=r"cannot write .*plan\.json"):
+        plan.save(tmp_path / "missing" / "plan.json")
 
 
 def _mutated(plan: dict[str, Any], change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:

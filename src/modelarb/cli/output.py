@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from modelarb.errors import ModelarbError
+from modelarb.data.json_files import write_json_file
 
 console = Console()
 console_err = Console(stderr=True)
@@ -37,13 +36,7 @@ def write_json(path: Path | None, payload: dict[str, Any]) -> None:
     """Write `payload` as JSON to `path` (if given), atomically."""
     if path is None:
         return
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(jsonable(payload), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise ModelarbError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_json_file(Path(path), jsonable(payload))
     console_err.print(f"wrote {path}")
 
 

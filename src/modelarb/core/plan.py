@@ -1,4 +1,9 @@
-"""`Plan`: a fitted cascade (or a mix of two) for one target, saved as versioned JSON for the live broker."""
+"""`Plan`: a fitted cascade (or a mix of two) for one target, saved as versioned JSON for the live broker.
+
+The plan's JSON format (`to_dict` / `from_dict`, every field checked on the way in) is
+defined here; reading and writing the file itself is the data layer's (`save` / `load`
+hand the JSON data to it).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ from numpy.typing import NDArray
 from modelarb.core.cascade import Cascade
 from modelarb.core.result import ArbitrageResult
 from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, check_levels, search
+from modelarb.data.json_files import read_json_file, write_json_file
 from modelarb.data.outcomes import Outcomes
-from modelarb.errors import AnalysisError, DataError, ModelarbError
+from modelarb.errors import AnalysisError, DataError
 
 FORMAT_VERSION = 1
 KIND = "modelarb.plan"
@@ -126,28 +132,12 @@ class Plan:
 
     def save(self, path: str | Path) -> None:
         """Write the plan as JSON (atomically: a temporary file, then renamed)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-            tmp.replace(path)
-        except OSError as exc:
-            raise ModelarbError(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
+        write_json_file(Path(path), self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:
         """Read a plan saved by `save`, checking every field."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such plan file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: cannot read the plan: {exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not a plan (invalid JSON at line {exc.lineno}: {exc.msg})") from None
+        data = read_json_file(Path(path), "plan")
         try:
             return cls.from_dict(data)
         except DataError as exc:

@@ -33,7 +33,7 @@ def _mean_margin(cascade_cost: Array, market: Array) -> Array:
 def fit_caps(costs: Array, scheme: RobustScheme, cascades: SampleCascades) -> int:
     """Index of the caps row with the best mean margin on the fit sample `costs` (draws, 2)."""
     single, cascade = cascades.curves(costs)
-    return int(np.argmax(mean_margins(cascade, single, scheme.budgets, scheme.fit_levels(single))))
+    return int(np.argmax(mean_margins(cascade, single, scheme.budgets, scheme.fit_levels(float(single.max())))))
 
 
 def evaluation_margins(outcomes: Outcomes, scheme: RobustScheme, caps: Array) -> Array:
@@ -42,12 +42,11 @@ def evaluation_margins(outcomes: Outcomes, scheme: RobustScheme, caps: Array) ->
     curves = pass_curves(outcomes, budgets)
     single = curves.mean(axis=0)
     cascade, _ = cascade_curves(curves, budgets, caps)
-    return mean_margins(cascade, single, budgets, scheme.eval_levels(single))
+    return mean_margins(cascade, single, budgets, scheme.eval_levels(float(single.max())))
 
 
 def exact_evaluation_margins(outcomes: Outcomes, scheme: RobustScheme, caps: Array) -> Array:
     """`evaluation_margins` with exact curves (robust/exact.py) instead of the budget grid, shape (K,)."""
-    best = best_capped_solve_rate(outcomes, scheme.total_cap)
-    levels = np.linspace(best - scheme.eval_window, best, scheme.eval_level_points)
+    levels = scheme.eval_levels(best_capped_solve_rate(outcomes, scheme.total_cap))
     market = capped_provider_costs(outcomes, levels, scheme.total_cap).min(axis=0)
     return _mean_margin(pair_cascade_costs(outcomes, caps, levels), market)

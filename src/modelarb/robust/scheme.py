@@ -41,11 +41,10 @@ class RobustScheme:
         """Candidate caps (K, 2): τ_1 ∈ {0} ∪ log-spaced [cap_low, cap_high] ∪ {total}, τ_2 = total − τ_1."""
         return pair_caps(self.cap_low, self.cap_high, self.cap_points, self.total_cap)
 
-    def fit_levels(self, single_solve: Array) -> Array:
-        """Solve rates the fit averages over: fit_level_low to the best single provider's rate in the sample."""
-        return np.linspace(self.fit_level_low, float(single_solve.max()), self.fit_level_points)
+    def fit_levels(self, best: float) -> Array:
+        """Solve rates the fit averages over: fit_level_low to `best`, the best single provider's rate in the sample."""
+        return np.linspace(self.fit_level_low, best, self.fit_level_points)
 
-    def eval_levels(self, single_solve: Array) -> Array:
-        """Solve rates the evaluation averages over: the top `eval_window` below the best single provider."""
-        best = float(single_solve.max())
+    def eval_levels(self, best: float) -> Array:
+        """Solve rates the evaluation averages over: the top `eval_window` below `best`, the best single provider's."""
         return np.linspace(best - self.eval_window, best, self.eval_level_points)

@@ -41,7 +41,3 @@ class Cascade:
 
     def to_dict(self) -> dict[str, Any]:
         return {"providers": list(self.providers), "caps": list(self.caps)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Cascade:
-        return cls(tuple(data["providers"]), tuple(float(c) for c in data["caps"]))

@@ -46,19 +46,9 @@ def attempt_spend(cost: ArrayLike, attempts: ArrayLike) -> Array:
         return np.where(cost_ > 0, cost_ * np.asarray(attempts, float), 0.0)
 
 
-def provider_curves_at_attempts(outcomes: Outcomes, attempts: ArrayLike) -> tuple[Array, Array]:
-    """Solve rate and expected spend of each provider (P, K) when every instance gets k attempts."""
-    k = np.asarray(attempts, float)[None, None, :]
-    return _mean_curves(outcomes, np.broadcast_to(k, (*outcomes.n.shape, k.shape[-1])))
-
-
 def provider_curves(outcomes: Outcomes, caps: ArrayLike) -> tuple[Array, Array]:
     """P_p(b) and E_p(b) of each provider (P, B) at caps b: k_ip(b) = floor(b / c_ip) attempts."""
     k = attempts_within(np.asarray(caps, float)[None, None, :], outcomes.cost[:, :, None])
-    return _mean_curves(outcomes, k)
-
-
-def _mean_curves(outcomes: Outcomes, k: Array) -> tuple[Array, Array]:
     fail, attempts = failure_and_attempts(outcomes.n[:, :, None], outcomes.s[:, :, None], k)
     return (1.0 - fail).mean(axis=0), attempt_spend(outcomes.cost[:, :, None], attempts).mean(axis=0)
 
@@ -142,11 +132,6 @@ def provider_cost_curves(outcomes: Outcomes, levels: Array) -> Array:
         solve, spend, _ = provider_hull(outcomes, p)
         rows.append(hull_cost(solve, spend, levels))
     return np.array(rows).reshape(outcomes.n_providers, len(levels))
-
-
-def market_price(outcomes: Outcomes, levels: Array) -> Array:
-    """C_P(u) = min_p C_p(u)."""
-    return provider_cost_curves(outcomes, levels).min(axis=0)
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,6 +20,8 @@ from numpy.typing import ArrayLike, NDArray
 from modelarb.errors import AnalysisError
 
 Array = NDArray[np.float64]
+PAPER_FACTOR = 0.93  # each undercut multiplies the price by this (METHOD §5.9)
+PAPER_ROUNDS = 7
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +123,7 @@ class CompetitionResult:
 
 
 def undercut(
-    market_price: ArrayLike, arbitrage_cost: ArrayLike, factor: float = 0.93, rounds: int = 7
+    market_price: ArrayLike, arbitrage_cost: ArrayLike, factor: float = PAPER_FACTOR, rounds: int = PAPER_ROUNDS
 ) -> UndercutResult:
     """The paper's race: price_{t+1} = max(factor · price_t, C_q) from price_0 = C_P, for `rounds` rounds."""
     price, cost = _curves(market_price, arbitrage_cost)
@@ -133,7 +135,7 @@ def compete(
     arbitrage_costs: ArrayLike,
     market_price: ArrayLike,
     names: Sequence[str],
-    factor: float = 0.93,
+    factor: float = PAPER_FACTOR,
     rounds: int | None = None,
 ) -> CompetitionResult:
     """Arbitrageurs with costs (A, U) undercut each other until nobody can (`rounds=None`) or for `rounds` rounds."""

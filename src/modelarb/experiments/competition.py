@@ -11,8 +11,6 @@ from modelarb.core.result import ArbitrageResult
 from modelarb.economics import UndercutResult, undercut
 
 Array = NDArray[np.float64]
-FACTOR = 0.93
-ROUNDS = 7
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,8 +33,6 @@ class PriceCompetition:
         }
 
 
-def price_competition(pair: ArbitrageResult, factor: float = FACTOR, rounds: int = ROUNDS) -> PriceCompetition:
-    """`rounds` rounds of price_{t+1} = max(factor · price_t, C_q) from the market price."""
-    return PriceCompetition(
-        pair.levels, undercut(pair.market_price, pair.arbitrage_cost, factor, rounds), pair.cost_unit
-    )
+def price_competition(pair: ArbitrageResult) -> PriceCompetition:
+    """The paper's race: 7 rounds of price_{t+1} = max(0.93 · price_t, C_q) from the market price."""
+    return PriceCompetition(pair.levels, undercut(pair.market_price, pair.arbitrage_cost), pair.cost_unit)

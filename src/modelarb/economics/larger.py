@@ -15,13 +15,12 @@ from numpy.typing import NDArray
 
 from modelarb.core.paper import PaperSettings, Selection, grid_search, provider_cost_curves
 from modelarb.core.result import ArbitrageResult
-from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, check_levels, search
+from modelarb.core.search import MAX_GRID_STAGES, SCHEMES, Scheme, best_solve_rate, check_levels, search
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.segmentation import segment
 from modelarb.errors import AnalysisError
 
 Array = NDArray[np.float64]
-MAX_STAGES = 5  # the paper's grid has 21^M cap vectors before filtering
 
 
 def market_arbitrage(
@@ -52,9 +51,9 @@ def market_arbitrage(
         idle = segment(levels, costs, outcomes.providers).never_cheapest
         cascade = [p for p in outcomes.providers if p not in idle]
     order = tuple(cascade)
-    if len(order) > MAX_STAGES:
+    if len(order) > MAX_GRID_STAGES:
         raise AnalysisError(
-            f"the paper's cap grid over {len(order)} stages is too large ({len(order)} > {MAX_STAGES}); "
+            f"the paper's cap grid over {len(order)} stages is too large ({len(order)} > {MAX_GRID_STAGES}); "
             "name fewer providers with --providers or use --scheme exact"
         )
     pair_rule = len(order) == 2 and not same_grid

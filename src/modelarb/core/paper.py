@@ -29,7 +29,14 @@ CHUNK = 4096  # cap vectors evaluated at once: ~80 MiB peak for 445 instances ×
 
 @dataclass(frozen=True)
 class PaperSettings:
-    """The paper's grids for one kind of market (METHOD §5)."""
+    """The paper's grids for one kind of market (METHOD §5).
+
+    `grid` prices cascades, `market_grid` single providers; `pair`, `stages` and
+    `distill_pair` are the (low, high, points) of the log-spaced caps of the pair market,
+    of each stage of larger markets and of the distillation pairs; `total` is the sum the
+    caps are trimmed to; `distill_levels` fixes the distillation margin's levels (None:
+    the top 0.1 below the best solve rate).
+    """
 
     grid: BudgetGrid
     market_grid: BudgetGrid
@@ -45,9 +52,27 @@ class PaperSettings:
         """Dollar markets use the SWE-bench grids; compute-unit markets the Lean ones."""
         if unit == USD:
             usd = BudgetGrid(1e-4, 1.0)
-            return cls(usd, usd, (0.01, 0.5, 100), (1e-3, 1.0, 20), 1.0, usd, (1e-3, 0.15, 100), None)
+            return cls(
+                grid=usd,
+                market_grid=usd,
+                pair=(0.01, 0.5, 100),
+                stages=(1e-3, 1.0, 20),
+                total=1.0,
+                distill_grid=usd,
+                distill_pair=(1e-3, 0.15, 100),
+                distill_levels=None,
+            )
         lean = BudgetGrid(2e3, 1e9)
-        return cls(lean, BudgetGrid(2e3, 3e8), (2e3, 1e9, 100), (1e4, 1e9, 20), 1e9, lean, (2e3, 1e9, 100), (0.7, 0.9))
+        return cls(
+            grid=lean,
+            market_grid=BudgetGrid(2e3, 3e8),
+            pair=(2e3, 1e9, 100),
+            stages=(1e4, 1e9, 20),
+            total=1e9,
+            distill_grid=lean,
+            distill_pair=(2e3, 1e9, 100),
+            distill_levels=(0.7, 0.9),
+        )
 
     def pair_caps(self) -> Array:
         return pair_caps(*self.pair, total=self.total)

@@ -1,7 +1,8 @@
 """Loaders for tables (CSV or Parquet): long attempt tables and per-instance leaderboards.
 
 - Long table: one row per attempt: `instance, provider, attempt, solved, cost`
-  (optional `input_tokens, output_tokens, cost_unit`).
+  (optional `cost_unit`; optional `input_tokens, output_tokens` are checked to be
+  integers >= 0 but not kept: `Outcomes` holds attempts and costs only).
 - Leaderboard: one row per (instance, provider): `instance, provider, resolved, cost`
   (optional `cost_unit`); a single attempt each.
 """

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from modelarb.experiments.paper_data import LEAN_STUDENTS, SWEBENCH_STUDENTS
+
 Style = Literal["percent", "dollars", "level", "ratio", "count"]
 Bound = Literal["near", "below"]
 
@@ -102,21 +104,14 @@ SIX_NEAR_TIE = (
     "near-tied cascades at u ≈ 0.75: ours gives mini-coder 4B a cap of $0.0127, the paper's shares fit $0.0264; "
     "the two differ by 0.2 points of margin on the grid, and only the split between the first and last stage moves"
 )
-DISTILLATION = {
+DISTILLATION = {  # per domain: its name, the students (paper_data), their sizes as the paper writes them, margins
     "swebench": (
         "SWE-bench",
-        ("1.7b-84", "1.7b-281", "1.7b-845", "1.7b-2816", "1.7b-1e"),
+        SWEBENCH_STUDENTS,
         ("70M", "200M", "600M", "1.8B", "5.4B"),
-        "tokens",
         (0.036, 0.058, 0.115, 0.231, 0.276),
     ),
-    "lean": (
-        "Lean",
-        ("distill-1.7b-3k", "distill-1.7b-8k", "distill-1.7b-24k", "distill-1.7b-72k", "distill-1.7b-192k"),
-        ("3k", "8k", "24k", "72k", "192k"),
-        "examples",
-        (0.042, 0.078, 0.125, 0.190, 0.203),
-    ),
+    "lean": ("Lean", LEAN_STUDENTS, ("3k", "8k", "24k", "72k", "192k"), (0.042, 0.078, 0.125, 0.190, 0.203)),
 }
 ROBUST = {
     ("all", "all"): ("fit all, evaluate all", (0.024, 0.186, 0.222, 0.239)),
@@ -249,12 +244,12 @@ METRICS: tuple[Metric, ...] = (
         Metric(
             f"distill.{domain}.{student}",
             f"distill_{domain}",
-            f"Distillation, {name}: maximum margin of the student on {size} {what}",
+            f"Distillation, {name}: maximum margin of the student on {size} {spec.size_label.split()[-1]}",
             value,
             0.015,
         )
-        for domain, (name, students, sizes, what, values) in DISTILLATION.items()
-        for student, size, value in zip(students, sizes, values, strict=True)
+        for domain, (name, spec, sizes, values) in DISTILLATION.items()
+        for student, size, value in zip(spec.students, sizes, values, strict=True)
     ),
     Metric("lean.max_margin", "lean", "Lean market: maximum margin", 0.556, 0.015),
     Metric("lean.max_margin_at", "lean", "Lean market: solve rate of the maximum margin", 0.85, 0.01, "level"),

@@ -1,4 +1,4 @@
-"""Market entry: a provider joins a market; who loses revenue share (issue 4, §5.8 applied twice)."""
+"""Market entry: a provider joins a market; who loses revenue share (METHOD §5.8 applied before and after entry)."""
 
 from __future__ import annotations
 

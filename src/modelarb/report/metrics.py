@@ -121,7 +121,7 @@ ROBUST = {
 ROBUST_BUDGETS = (1, 10, 100, 1000)
 
 METRICS: tuple[Metric, ...] = (
-    # the pair market (issue 3): ±1 point of margin, ±3% of price
+    # the pair market (METHOD §5.6): ±1 point of margin, ±3% of price
     Metric("pair.cap_first", "pair", "Pair market: GPT-5 mini's cap", 0.081, 0.03, "dollars", True),
     Metric("pair.cap_second", "pair", "Pair market: DeepSeek v3.2's cap", 0.919, 0.03, "dollars", True),
     Metric("pair.margin_at_0.70", "pair", "Pair market: margin at u = 0.70", 0.125, 0.01),
@@ -155,7 +155,7 @@ METRICS: tuple[Metric, ...] = (
         0.01,
         "level",
     ),
-    # economics (issue 4): ±1.5 points
+    # economics and larger markets (METHOD §5.7–5.10): ±1.5 points
     Metric(
         "competition.min_price_ratio",
         "competition",
@@ -261,7 +261,7 @@ METRICS: tuple[Metric, ...] = (
         0.015,
         "ratio",
     ),
-    # robustness (issue 5): ±3 points, means of bootstrapped fits
+    # robustness (METHOD §6): ±3 points, means of bootstrapped fits
     *(
         Metric(
             f"robust.{fit}_to_{evaluate}.{budget}",

@@ -67,12 +67,18 @@ def common_unit(units: dict[str, str]) -> str:
     return next(iter(units.values()))
 
 
-def _attempt(value: object, where: str) -> bool:
-    if value is True or value is False:
-        return bool(value)
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise DataError(f"{where}: field 'attempts' holds {value!r}; each attempt must be 0, 1, true or false")
+def _attempt_values(attempts: list[object], where: str) -> NDArray[np.bool_]:
+    """A line's attempts as booleans, checked in one numpy pass; the first bad value is named."""
+    try:
+        values = np.array(attempts)
+    except (ValueError, OverflowError):  # ragged nesting, integers beyond int64
+        values = np.array([None])
+    if values.ndim == 1 and (values.dtype == bool or (values.dtype.kind in "iu" and np.isin(values, (0, 1)).all())):
+        return values.astype(bool)
+    bad = next(
+        (a for a in attempts if not (a is True or a is False or (isinstance(a, int) and a in (0, 1)))), attempts[0]
+    )
+    raise DataError(f"{where}: field 'attempts' holds {bad!r}; each attempt must be 0, 1, true or false")
 
 
 def read_provider_file(path: Path) -> tuple[Cells, str | None]:
@@ -109,7 +115,7 @@ def read_provider_file(path: Path) -> tuple[Cells, str | None]:
             raise DataError(f"{where}: field 'attempts' must be a list of 0/1 values")
         if not attempts:
             raise DataError(f"{where}: field 'attempts' is empty; an instance needs at least one attempt")
-        values = np.fromiter((_attempt(a, where) for a in attempts), dtype=bool, count=len(attempts))
+        values = _attempt_values(attempts, where)
         if "cost_unit" in row:
             units.add(str(row["cost_unit"]))
         cells[instance] = (values, float(cost))

@@ -25,6 +25,12 @@ def best_solve_rate(outcomes: Outcomes, scheme: Scheme = "exact") -> float:
     return float((outcomes.s > 0).mean(axis=0).max())
 
 
+def check_scheme(scheme: str) -> None:
+    """A scheme must be one of SCHEMES."""
+    if scheme not in SCHEMES:
+        raise AnalysisError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+
+
 def check_levels(levels: NDArray[np.float64], best: float) -> NDArray[np.float64]:
     """Levels must be a non-empty grid of solve rates in (0, best]."""
     levels = np.asarray(levels, dtype=float)
@@ -55,8 +61,7 @@ def search(
     Exact scheme: over every cap that changes an attempt count, and over provider `orders`
     (exhaustive when small enough, else a beam search of `beam_width` bins).
     """
-    if scheme not in SCHEMES:
-        raise AnalysisError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    check_scheme(scheme)
     levels = check_levels(levels, best_solve_rate(outcomes, scheme))
     if scheme == "paper":
         settings = paper.PaperSettings.for_unit(outcomes.unit)

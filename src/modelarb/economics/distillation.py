@@ -13,7 +13,7 @@ from modelarb.core import paper
 from modelarb.core.cascade import Cascade
 from modelarb.core.passk import pass_at_k
 from modelarb.core.result import ArbitrageResult
-from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, check_levels, search
+from modelarb.core.search import Scheme, best_solve_rate, check_levels, check_scheme, search
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.revenue import revenue
 from modelarb.errors import AnalysisError
@@ -168,8 +168,7 @@ def _pair(pair: Outcomes, scheme: Scheme) -> ArbitrageResult:
 def _check(
     outcomes: Outcomes, teacher: str, students: tuple[str, ...], tokens: Array, scheme: str, max_k: int
 ) -> None:
-    if scheme not in SCHEMES:
-        raise AnalysisError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    check_scheme(scheme)
     if not students:
         raise AnalysisError("name at least one student checkpoint, e.g. --students 1.7b-84,1.7b-281")
     if teacher in students or len(set(students)) != len(students):

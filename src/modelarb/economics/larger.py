@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from modelarb.core.paper import PaperSettings, Selection, grid_search, provider_cost_curves
 from modelarb.core.result import ArbitrageResult
-from modelarb.core.search import MAX_GRID_STAGES, SCHEMES, Scheme, best_solve_rate, check_levels, search
+from modelarb.core.search import MAX_GRID_STAGES, Scheme, best_solve_rate, check_levels, check_scheme, search
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.segmentation import segment
 from modelarb.errors import AnalysisError
@@ -37,7 +37,7 @@ def market_arbitrage(
     at each u even for a pair, so that markets of different sizes compare on one grid.
     The exact scheme searches the whole market and takes no `cascade`.
     """
-    _check_scheme(scheme)
+    check_scheme(scheme)
     levels = check_levels(levels, best_solve_rate(outcomes, scheme))
     if scheme == "exact":
         if cascade is not None:
@@ -64,7 +64,7 @@ def market_arbitrage(
 
 def cascade_cost(outcomes: Outcomes, levels: Array, providers: Sequence[str], scheme: Scheme = "paper") -> Array:
     """C_q(u) of an arbitrageur restricted to `providers` (cheapest cascade at each u; ∞ where it cannot reach u)."""
-    _check_scheme(scheme)
+    check_scheme(scheme)
     if scheme == "paper":
         return market_arbitrage(outcomes, levels, "paper", cascade=providers, same_grid=True).arbitrage_cost
     sub = outcomes.select(list(providers))
@@ -73,8 +73,3 @@ def cascade_cost(outcomes: Outcomes, levels: Array, providers: Sequence[str], sc
     if reach.any():
         cost[reach] = search(sub, levels[reach], "exact").arbitrage_cost
     return cost
-
-
-def _check_scheme(scheme: str) -> None:
-    if scheme not in SCHEMES:
-        raise AnalysisError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")

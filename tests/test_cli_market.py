@@ -123,7 +123,7 @@ def test_distill(run_cli: Run, market_dir: Path, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["distill", "--teacher", "p3", "--students", "p0,p1", "--tokens", "1e6"], "one number per student"),
-        (["distill", "--teacher", "p3", "--students", "p0", "--tokens", "lots"], "comma-separated numbers"),
+        (["distill", "--teacher", "p3", "--students", "p0", "--tokens", "lots"], "comma-separated positive numbers"),
         (["distill", "--teacher", "p3", "--students", "p3", "--tokens", "1e6"], "named twice"),
         (["entry", "-p", "p0,p1", "--entrant", "p9"], "unknown provider"),
         (["entry", "-p", "p0,p1", "--entrant", "p1"], "named twice"),

@@ -302,7 +302,7 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path, run_cli: Callable[..
     ("args", "message"),
     [
         (["--fit-budgets", "1,ten"], "--fit-budgets '1,ten'"),
-        (["--fit-budgets", "0,1"], "must be a positive number"),
+        (["--fit-budgets", "0,1"], "must be positive and finite"),
         (["--accounting", "lenient"], "--accounting 'lenient'"),
         (["--fit-domain", "flask"], "unknown domain 'flask'"),
         (["--cluster", "localhost"], "not a scheduler address"),

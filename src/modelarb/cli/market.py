@@ -247,7 +247,7 @@ def distill_command(
     from modelarb.economics import distillation
 
     names = options.provider_list(students) or []
-    counts = _numbers(tokens)
+    counts = options.positive_numbers(tokens, "--tokens", "70e6,2e8,6e8")
     if len(counts) != len(names):
         raise AnalysisError(f"--tokens needs one number per student: {len(names)} student(s), {len(counts)} number(s)")
     outcomes = options.market(data, ",".join([*names, teacher]), unit, domain="swebench/distill")
@@ -273,11 +273,3 @@ def distill_command(
             highlight=False,
         )
     write_json(json_path, {**result.to_dict(), "instances": outcomes.n_instances, "source": outcomes.source})
-
-
-def _numbers(text: str) -> list[float]:
-    """`70e6,2e8` -> [7e7, 2e8]; a clear error for anything else."""
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise AnalysisError(f"--tokens {text!r}: give comma-separated numbers, e.g. 70e6,2e8,6e8") from None

@@ -36,6 +36,17 @@ def provider_list(text: str | None) -> list[str] | None:
     return names
 
 
+def positive_numbers(text: str, option: str, example: str) -> list[float]:
+    """`1,3e2,10` -> [1.0, 300.0, 10.0]: positive finite numbers, else one clear error naming `option`."""
+    try:
+        numbers = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ModelarbError(f"{option} {text!r}: give comma-separated positive numbers, e.g. {example}") from None
+    if not all(0 < number < float("inf") for number in numbers):
+        raise ModelarbError(f"{option} {text!r}: every number must be positive and finite, e.g. {example}")
+    return numbers
+
+
 def data_path(data: Path | None, domain: str = "swebench") -> Path:
     """The data to read: `--data`, else `$MODELARB_DATA` (its `domain` subfolder if present)."""
     if data is not None:

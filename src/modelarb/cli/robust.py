@@ -17,19 +17,6 @@ from modelarb.robust import ACCOUNTINGS, EVALUATIONS, PAPER_FIT_BUDGETS, Account
 DEFAULT_BUDGETS = ",".join(f"{budget:g}" for budget in PAPER_FIT_BUDGETS)
 
 
-def parse_budgets(text: str) -> list[float]:
-    """`1,3,10` -> [1.0, 3.0, 10.0]; anything else is one clear error."""
-    try:
-        budgets = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise AnalysisError(
-            f"--fit-budgets {text!r}: write positive numbers separated by commas, e.g. 1,10,100"
-        ) from None
-    if not all(0 < b < float("inf") for b in budgets):
-        raise AnalysisError(f"--fit-budgets {text!r}: every fit budget must be a positive number")
-    return budgets
-
-
 def robust(
     data: Path | None = options.DataOption,
     providers: str | None = options.ProvidersOption,
@@ -88,7 +75,7 @@ def robust(
         raise AnalysisError(f"--accounting {accounting!r}: use one of {', '.join(ACCOUNTINGS)}")
     if scheme not in EVALUATIONS:
         raise AnalysisError(f"--scheme {scheme!r}: use one of {', '.join(EVALUATIONS)}")
-    budgets = parse_budgets(fit_budgets)
+    budgets = options.positive_numbers(fit_budgets, "--fit-budgets", "1,10,100")
     mapping = read_domain_map(domains) if domains is not None else None
     runner = executor_for(executor, cluster, workers)
     outcomes = options.market(data, providers, unit)

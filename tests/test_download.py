@@ -266,3 +266,27 @@ def test_cli_pull_without_network(tiny: Dataset, run_cli: Callable[..., CliResul
     result = run_cli("data", "pull", "tiny", "--url", closed_port_url())
     assert result.code != 0
     assert result.err.count("error:") == 1 and "MODELARB_DATA" in result.err and "Traceback" not in result.err
+
+
+def test_commands_find_data_in_the_environment_then_a_complete_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., CliResult]
+) -> None:
+    from modelarb.data.locate import DEFAULT_DATASET, dataset_dir, local_domain
+    from modelarb.data.registry import dataset
+
+    monkeypatch.delenv("MODELARB_DATA", raising=False)
+    monkeypatch.setenv("MODELARB_CACHE", str(tmp_path / "cache"))
+    folder = dataset_dir(DEFAULT_DATASET)
+    (folder / "swebench").mkdir(parents=True)  # a partial pull is not a local copy
+    with pytest.raises(DatasetError, match="no local data: pass --data DIR"):
+        local_domain("swebench")
+    no_data = run_cli("describe")
+    assert no_data.code != 0 and "modelarb data pull" in no_data.err and "Traceback" not in no_data.err
+    for relpath in dataset(DEFAULT_DATASET).files:
+        (folder / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relpath).write_text("")
+    assert local_domain("swebench") == folder / "swebench"
+    monkeypatch.setenv("MODELARB_DATA", str(tmp_path / "mine"))
+    (tmp_path / "mine" / "lean").mkdir(parents=True)
+    assert local_domain("lean") == tmp_path / "mine" / "lean"
+    assert local_domain("swebench") == tmp_path / "mine"  # no such subfolder: the folder itself

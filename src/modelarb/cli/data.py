@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from modelarb.cli.output import console, console_err
-from modelarb.data.locate import DEFAULT_DATASET, dataset_dir
+from modelarb.data.locate import DEFAULT_DATASET, dataset_dir, local_copy
 from modelarb.data.registry import DATASETS, dataset
 from modelarb.errors import DatasetError
 
@@ -84,8 +83,7 @@ def verify(
     """Check a local copy of a dataset against its pinned SHA-256 sums."""
     from modelarb.data import download
 
-    env = os.environ.get("MODELARB_DATA")
-    folder = data or (Path(env) if env else dataset_dir(name))
+    folder = data or local_copy(name) or dataset_dir(name)
     problems = download.verify(name, folder)
     if problems:
         raise DatasetError(

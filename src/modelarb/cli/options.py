@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,16 +47,12 @@ def positive_numbers(text: str, option: str, example: str) -> list[float]:
 
 
 def data_path(data: Path | None, domain: str = "swebench") -> Path:
-    """The data to read: `--data`, else `$MODELARB_DATA` (its `domain` subfolder if present)."""
+    """The data to read: `--data`, else the `domain` subfolder of `$MODELARB_DATA` or of the pulled copy."""
     if data is not None:
         return data
-    root = os.environ.get("MODELARB_DATA")
-    if root:
-        base = Path(root)
-        return base / domain if (base / domain).is_dir() else base
-    from modelarb.data.locate import cached_dataset
+    from modelarb.data.locate import local_domain
 
-    return cached_dataset(domain)
+    return local_domain(domain)
 
 
 def market(data: Path | None, providers: str | None, unit: str | None = None, domain: str = "swebench") -> Outcomes:

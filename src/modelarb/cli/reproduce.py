@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,17 +22,14 @@ if TYPE_CHECKING:
 def paper_data_root(data: Path | None) -> Path:
     """The paper's data folder: --data, else $MODELARB_DATA, else the cache, else downloaded into the cache."""
     from modelarb.data import download
-    from modelarb.data.locate import DEFAULT_DATASET, dataset_dir
-    from modelarb.data.registry import dataset
+    from modelarb.data.locate import DEFAULT_DATASET, dataset_dir, local_copy
 
     if data is not None:
         return data
-    env = os.environ.get("MODELARB_DATA")
-    if env:
-        return Path(env)
+    local = local_copy(DEFAULT_DATASET)
+    if local is not None:
+        return local
     folder = dataset_dir(DEFAULT_DATASET)
-    if all((folder / relpath).is_file() for relpath in dataset(DEFAULT_DATASET).files):
-        return folder
     console_err.print(f"no local copy of the paper's data: downloading it into {folder} (checksums verified)")
     try:
         return download.pull(DEFAULT_DATASET)

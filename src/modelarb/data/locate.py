@@ -24,12 +24,21 @@ def dataset_dir(name: str = DEFAULT_DATASET) -> Path:
     return cache_root() / dataset(name).name
 
 
-def cached_dataset(domain: str, name: str = DEFAULT_DATASET) -> Path:
-    """The cached copy of `name` (its `domain` subfolder); a clear error if it was never pulled."""
+def local_copy(name: str = DEFAULT_DATASET) -> Path | None:
+    """Where a local copy of `name` is: `$MODELARB_DATA` if set, else the cache once fully pulled, else None."""
+    env = os.environ.get("MODELARB_DATA")
+    if env:
+        return Path(env)
     folder = dataset_dir(name)
-    if not (folder / domain).is_dir():
+    return folder if all((folder / relpath).is_file() for relpath in dataset(name).files) else None
+
+
+def local_domain(domain: str, name: str = DEFAULT_DATASET) -> Path:
+    """The `domain` subfolder (e.g. `swebench`) of the local copy of `name`; a clear error if there is none."""
+    root = local_copy(name)
+    if root is None:
         raise DatasetError(
             f"no local data: pass --data DIR, set MODELARB_DATA to a copy of the {name} data, "
             f"or run `modelarb data pull {name}`"
         )
-    return folder / domain
+    return root / domain if (root / domain).is_dir() else root

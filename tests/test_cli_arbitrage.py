@@ -152,6 +152,6 @@ def test_missing_data_folder(tmp_path: Path, run_cli: Run) -> None:
     assert_one_error(run_cli("arbitrage", "--data", str(tmp_path / "nowhere")), "no such file or folder")
 
 
-def test_paper_scheme_refuses_more_than_four_providers(tmp_path: Path, run_cli: Run) -> None:
-    folder = write_market(tmp_path / "five", providers=5)
-    assert_one_error(run_cli("arbitrage", "--data", str(folder), "--scheme", "paper"), "at most 4 providers")
+def test_paper_scheme_refuses_more_than_five_providers(tmp_path: Path, run_cli: Run) -> None:
+    folder = write_market(tmp_path / "six", providers=6)
+    assert_one_error(run_cli("arbitrage", "--data", str(folder), "--scheme", "paper"), "choose at most 5 providers")

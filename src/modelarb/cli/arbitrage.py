@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # the analysis layers load scipy: commands import them when t
     from modelarb.core.search import Scheme
     from modelarb.data.outcomes import Outcomes
 
-PAPER_MAX_PROVIDERS = 4  # the paper's 20-point grid per stage (METHOD §5.7) grows as 21^M
 TABLE_ROWS = 15
 
 
@@ -173,11 +172,6 @@ def arbitrage(
 
     outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
-    if chosen == "paper" and outcomes.n_providers > PAPER_MAX_PROVIDERS:
-        raise AnalysisError(
-            f"the paper scheme's cap grid covers at most {PAPER_MAX_PROVIDERS} providers, got "
-            f"{outcomes.n_providers}; choose them with --providers, or use --scheme exact"
-        )
     grid = solve_rate_grid(levels, outcomes, chosen)
     with console_err.status(f"searching cascades ({chosen} scheme) …"):
         result = search(outcomes, grid, chosen)

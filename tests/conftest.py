@@ -1,4 +1,8 @@
-"""Shared fixtures: the paper's data (when MODELARB_DATA is set) and running the CLI in-process."""
+"""Shared fixtures: the paper's data (when MODELARB_DATA is set) and running the CLI in-process.
+
+Property tests draw new random examples on every run; `HYPOTHESIS_PROFILE=ci` (set by
+.ci/run) makes them draw the same examples every time, so CI is repeatable.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from modelarb.cli import main
+
+settings.register_profile("ci", derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture

@@ -81,8 +81,9 @@ def test_revenue_shares_sum_to_one_at_every_level(market: Outcomes) -> None:
 def test_without_arbitrage_the_cheapest_provider_takes_the_market(market: Outcomes) -> None:
     result = market_arbitrage(market, _levels(market))
     earned = revenue(result)
-    rows = np.arange(len(result.levels))
-    np.testing.assert_allclose(earned.without[rows, result.cheapest], result.market_price)
+    cheapest = np.isclose(result.provider_costs.T, result.market_price[:, None], rtol=1e-12, atol=0.0)
+    np.testing.assert_allclose(earned.without.sum(axis=1), result.market_price)
+    assert np.all(earned.without[~cheapest] == 0.0)  # only the cheapest (tied ones split) earn
     np.testing.assert_allclose(earned.with_arbitrage[earned.arbitraged], result.spend[earned.arbitraged])
     np.testing.assert_allclose(earned.profit, result.profit)
 

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from modelarb import __version__
 from modelarb.cli.output import console, console_err, table
-from modelarb.errors import DatasetError, ModelarbError
+from modelarb.errors import ModelarbError
 
 if TYPE_CHECKING:
     from modelarb.core.search import Scheme
@@ -31,13 +31,7 @@ def paper_data_root(data: Path | None) -> Path:
         return local
     folder = dataset_dir(DEFAULT_DATASET)
     console_err.print(f"no local copy of the paper's data: downloading it into {folder} (checksums verified)")
-    try:
-        return download.pull(DEFAULT_DATASET)
-    except DatasetError as exc:
-        raise DatasetError(
-            f"cannot download the paper's data ({exc}). Pass --data DIR (the computational-arbitrage folder "
-            "holding swebench/ and lean/) or set MODELARB_DATA to it"
-        ) from None
+    return download.pull(DEFAULT_DATASET)  # without network: one error saying to pass --data or set MODELARB_DATA
 
 
 def _advance(progress: Progress, task: TaskID) -> Callable[[int], None]:

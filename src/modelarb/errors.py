@@ -17,3 +17,7 @@ class DatasetError(ModelarbError):
 
 class AnalysisError(ModelarbError):
     """An analysis was asked for something the data or options cannot give."""
+
+
+class ServiceError(ModelarbError):
+    """The broker cannot start or serve: a bad providers file, plan, database or request."""

@@ -1,0 +1,1 @@
+"""The replay market: recorded attempts served as OpenAI-compatible providers, and the live check."""

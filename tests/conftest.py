@@ -51,3 +51,45 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
         return CliResult(code if isinstance(code, int) else int(code is not None), captured.out, captured.err)
 
     return run
+
+
+# --- Databases for the broker: a throwaway PostgreSQL cluster per session, a fresh database per test ---
+
+from collections.abc import Iterator  # noqa: E402
+
+from postgres import PostgresServer, find_bin_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster started for this test session (skips when PostgreSQL is not installed)."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(
+            "PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin): "
+            "apt-get install postgresql to run the PostgreSQL tests"
+        )
+    server = PostgresServer(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    name = postgres_server.create_database()
+    try:
+        yield postgres_server.url(name)
+    finally:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database URL: an SQLite file, or a new PostgreSQL database (the same test runs on both)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'broker.sqlite3'}"

@@ -301,15 +301,15 @@ def test_a_shared_http_client_is_used_and_left_open(provider_server) -> None:
 def test_backoff_is_jittered_exponential_capped_and_respects_retry_after() -> None:
     client = ProviderClient(config("http://127.0.0.1:9/v1", backoff_s=0.5, max_backoff_s=4))
     rng = random.Random(7)
-    for retry in range(1, 12):
-        ceiling = min(4.0, 0.5 * 2 ** (retry - 1))
+    for retry in range(12):
+        ceiling = min(4.0, 0.5 * 2**retry)
         delays = [client.backoff_s(retry, None, rng) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > 0.8 * ceiling  # full jitter reaches near the ceiling
-    assert all(client.backoff_s(1, 3.0, rng) >= 3.0 for _ in range(50))
-    assert client.backoff_s(1, 3600.0, rng) == 16.0  # Retry-After capped at 4 × max_backoff_s
+    assert all(client.backoff_s(0, 3.0, rng) >= 3.0 for _ in range(50))
+    assert client.backoff_s(0, 3600.0, rng) == 16.0  # Retry-After capped at 4 × max_backoff_s
     with pytest.raises(ValueError):
-        client.backoff_s(0, None, rng)
+        client.backoff_s(-1, None, rng)
     client.close()
 
 

@@ -152,11 +152,15 @@ class ProviderClient:
         return self._read(response, latency)
 
     def backoff_s(self, retry_number: int, retry_after_s: float | None, rng: random.Random) -> float:
-        """Delay before retry `retry_number` (1 = first retry): full-jitter exponential, capped, >= Retry-After."""
-        if retry_number < 1:
-            raise ValueError(f"retry_number starts at 1, got {retry_number}")
+        """Delay before the next retry, `retry_number` retries having been made (0 before the first).
+
+        Full-jitter exponential: uniform in [0, min(max_backoff_s, backoff_s × 2^retry_number)], and at least
+        Retry-After when the provider sent one (itself capped at 4 × max_backoff_s).
+        """
+        if retry_number < 0:
+            raise ValueError(f"retry_number counts retries made so far (0, 1, ...), got {retry_number}")
         cap = self.config.max_backoff_s
-        ceiling = min(cap, self.config.backoff_s * 2.0 ** min(retry_number - 1, 60))
+        ceiling = min(cap, self.config.backoff_s * 2.0 ** min(retry_number, 60))
         delay = rng.uniform(0.0, ceiling)
         if retry_after_s is not None and retry_after_s > 0:
             delay = max(delay, min(retry_after_s, cap * RETRY_AFTER_CAP_FACTOR))

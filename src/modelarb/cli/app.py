@@ -15,6 +15,7 @@ from modelarb.cli.output import console, money, table, write_json
 from modelarb.cli.plan import plan_app
 from modelarb.cli.reproduce import reproduce
 from modelarb.cli.robust import robust
+from modelarb.cli.serve import db_app, keys_app, serve
 
 app = typer.Typer(
     name="modelarb",
@@ -30,6 +31,9 @@ app.command()(arbitrage)
 app.add_typer(plan_app)
 app.command()(reproduce)
 app.command()(robust)
+app.command()(serve)
+app.add_typer(db_app)
+app.add_typer(keys_app)
 
 
 def _version(value: bool) -> None:

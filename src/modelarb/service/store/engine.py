@@ -44,8 +44,12 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for `url` (default: `default_url()`); a clear ServiceError for an unusable URL."""
+def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
+    """An engine for `url` (default: `default_url()`); a clear ServiceError for an unusable URL.
+
+    SQLite engines start every transaction with `BEGIN IMMEDIATE`, except `read_only` ones
+    (plain deferred `BEGIN`: readers do not queue behind writers in WAL mode).
+    """
     text = normalise_url(url or default_url())
     try:
         parsed = make_url(text)
@@ -61,15 +65,15 @@ def make_engine(url: str | None = None) -> Engine:
             pool_size=16,
             max_overflow=16,
         )
-        _sqlite_immediate_transactions(engine)
+        _sqlite_transactions(engine, "BEGIN" if read_only else "BEGIN IMMEDIATE")
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(parsed, pool_size=16, max_overflow=16, pool_pre_ping=True)
     raise ServiceError(f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL")
 
 
-def _sqlite_immediate_transactions(engine: Engine) -> None:
-    """WAL, foreign keys, and `BEGIN IMMEDIATE`: a transaction takes the write lock when it starts."""
+def _sqlite_transactions(engine: Engine, begin: str) -> None:
+    """WAL, foreign keys, and `begin` (`BEGIN IMMEDIATE`: a transaction takes the write lock when it starts)."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -83,7 +87,7 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
 
 def is_postgresql(engine: Engine) -> bool:
@@ -91,15 +95,19 @@ def is_postgresql(engine: Engine) -> bool:
 
 
 class Store:
-    """The database: an engine and its session factory; `transaction()` is one atomic unit of work."""
+    """The database: `transaction()` is one atomic unit of work, `reading()` a consistent read."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, read_engine: Engine | None = None) -> None:
         self.engine = engine
+        self.read_engine = read_engine or engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @classmethod
     def open(cls, url: str | None = None) -> Store:
-        return cls(make_engine(url))
+        engine = make_engine(url)
+        reader = make_engine(url, read_only=True) if engine.dialect.name == "sqlite" else None
+        return cls(engine, reader)
 
     @property
     def postgresql(self) -> bool:
@@ -111,5 +119,12 @@ class Store:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only (on SQLite it does not take the write lock)."""
+        with self._read_sessions() as session, session.begin():
+            yield session
+
     def close(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()

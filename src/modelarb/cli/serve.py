@@ -1,0 +1,149 @@
+"""`modelarb serve`, `modelarb db upgrade`, `modelarb keys create|revoke`: run and administer the broker."""
+
+from __future__ import annotations
+
+import shlex
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import typer
+
+from modelarb.cli.output import console, console_err
+from modelarb.errors import ServiceError
+
+DbOption = typer.Option(
+    None,
+    "--db",
+    help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB (default: $MODELARB_DB, "
+    "else an SQLite file in the user data directory).",
+    show_default=False,
+)
+
+db_app = typer.Typer(name="db", help="The broker's database.", no_args_is_help=True)
+keys_app = typer.Typer(name="keys", help="Customer and admin API keys.", no_args_is_help=True)
+
+
+def serve(
+    plan: Path = typer.Option(..., "--plan", help="A plan written by `modelarb plan fit`.", dir_okay=False),
+    providers: Path = typer.Option(..., "--providers", help="The providers file (TOML).", dir_okay=False),
+    db: str | None = DbOption,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(8, "--workers", min=0, max=256, help="Task worker threads in this process."),
+    discount: str = typer.Option("0.05", "--discount", help="Fraction below the market price the broker charges."),
+    charging: str = typer.Option("per_task", "--charging", help="Default charging: per_task or per_solution."),
+    quote_ttl: float = typer.Option(600.0, "--quote-ttl", min=1.0, help="Seconds a quote stays valid."),
+    task_hard_limit: float | None = typer.Option(
+        None, "--task-hard-limit", help="Most a task may spend (default: the sum of its caps).", show_default=False
+    ),
+    replay_key_file: Path | None = typer.Option(
+        None,
+        "--replay-key-file",
+        help="Key shared with a replay market (default: $MODELARB_REPLAY_KEY).",
+        show_default=False,
+    ),
+    verifier_command: list[str] = typer.Option(
+        [],
+        "--verifier-command",
+        help="NAME=COMMAND for the `command` verifier ({candidate}: the candidate's file); repeatable.",
+        show_default=False,
+    ),
+) -> None:
+    """Run the broker: the HTTP API (OpenAPI at /docs) and the workers that run tasks."""
+    import uvicorn
+
+    from modelarb.core.plan import Plan
+    from modelarb.service.api.app import create_app
+    from modelarb.service.broker import Broker, BrokerSettings, read_replay_key
+    from modelarb.service.settings import load_providers
+    from modelarb.service.store.engine import Store
+
+    try:
+        fraction = Decimal(discount)
+    except InvalidOperation:
+        raise ServiceError(f"--discount must be a fraction such as 0.05, got {discount!r}") from None
+    settings = _settings(
+        BrokerSettings,
+        discount=fraction,
+        default_charging=charging,
+        quote_ttl_s=quote_ttl,
+        workers=workers,
+        task_hard_limit=task_hard_limit,
+        verifier_commands=_commands(verifier_command),
+        replay_key=read_replay_key(replay_key_file),
+    )
+    broker = Broker(Store.open(db), Plan.load(plan), load_providers(providers), settings)
+    console_err.print(
+        f"modelarb broker on http://{host}:{port} · plan {broker.terms.plan_id} · "
+        f"database {broker.store.engine.url.render_as_string()}"
+    )
+    uvicorn.run(create_app(broker), host=host, port=port, log_level="warning")
+
+
+def _commands(items: list[str]) -> dict[str, list[str]]:
+    commands = {}
+    for item in items:
+        name, sep, command = item.partition("=")
+        if not sep or not name.strip() or not command.strip():
+            raise ServiceError(f"--verifier-command must be NAME=COMMAND, got {item!r}")
+        commands[name.strip()] = shlex.split(command)
+    return commands
+
+
+def _settings(model: type, **values: object) -> object:
+    """Validated settings; a bad value is one ServiceError naming the option."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ServiceError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: str | None = DbOption) -> None:
+    """Create the broker's tables, or migrate them to this version's schema."""
+    from modelarb.service.store.engine import Store
+    from modelarb.service.store.migrate import upgrade
+
+    store = Store.open(db)
+    revision = upgrade(store.engine)
+    console.print(f"database {store.engine.url.render_as_string()} is at revision {revision}")
+
+
+@keys_app.command("create")
+def keys_create(
+    customer: str | None = typer.Option(None, "--customer", help="The customer (created if new).", show_default=False),
+    admin: bool = typer.Option(False, "--admin", help="An admin key instead of a customer's."),
+    spending_limit: float | None = typer.Option(
+        None, "--spending-limit", min=0.0, help="The customer's spending limit (cost unit).", show_default=False
+    ),
+    db: str | None = DbOption,
+) -> None:
+    """Create an API key and print it (only this once: the broker keeps only its hash)."""
+    from modelarb.service.keys import create_key
+    from modelarb.service.money import to_micro
+    from modelarb.service.store.engine import Store
+    from modelarb.service.store.migrate import upgrade
+
+    if admin == (customer is not None):
+        raise ServiceError("give exactly one of --customer NAME and --admin")
+    store = Store.open(db)
+    upgrade(store.engine)
+    limit = None if spending_limit is None else to_micro(spending_limit)
+    typer.echo(create_key(store, customer, spending_limit_micro=limit))
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: str = typer.Argument(..., help="The key, or its id (the 16 hex digits after mk_)."), db: str | None = DbOption
+) -> None:
+    """Revoke a key: the broker refuses it from the next request on."""
+    from modelarb.service.keys import revoke_key
+    from modelarb.service.store.engine import Store
+    from modelarb.service.store.migrate import upgrade
+
+    store = Store.open(db)
+    upgrade(store.engine)
+    console.print(f"revoked key {revoke_key(store, key)}")

@@ -1,0 +1,290 @@
+"""The task runner: claim a task, walk its cascade attempt by attempt, verify, finish and charge.
+
+Plain code over the store, the provider clients and the verifiers; no HTTP of its own.
+Every step is stored as it happens (attempt row, call reservation, settlement, verdict), so
+a runner killed at any line leaves a task that `run` resumes: an interrupted call is booked
+at its worst case (the provider may have billed it), an unverified reply is verified again.
+
+The cap rule (`expected-attempt-fits`, stated in the plan): at stage m, start another
+attempt of provider p while the stage's spend plus the expected cost of one attempt of p
+fits under the stage's cap, the expected cost being the mean of this task's earlier
+attempts of p, or before the first one the plan's `attempt_cost[p]`. Separately every call
+reserves its worst case, with `max_tokens` lowered to fit the stage's cap and the task's
+hard limit (see `budget`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from modelarb.service import ledger
+from modelarb.service.budget import LeaseLost, release_call, reserve_call, settle_call
+from modelarb.service.providers import ProviderClient, prompt_token_bound
+from modelarb.service.states import (
+    CANCELLED,
+    FAILED,
+    PER_SOLUTION,
+    PER_TASK,
+    QUEUED,
+    RUNNING,
+    SOLVED,
+    UNSOLVED,
+    final_charge,
+)
+from modelarb.service.store.engine import Store
+from modelarb.service.store.tables import Attempt, Call, Customer, Task, utcnow
+from modelarb.service.verifiers import Verdict, VerifierContext, verify
+
+ATTEMPTED = ("verified", "rejected")
+MIN_MAX_TOKENS = 1
+INTERRUPTED = "interrupted: the broker stopped during this call; booked at its worst case"
+
+
+@dataclass(frozen=True)
+class RunnerSetup:
+    """What every runner of one broker shares: the store, provider clients, the plan's cost estimates, verifiers."""
+
+    store: Store
+    clients: Mapping[str, ProviderClient]
+    attempt_cost_micro: Mapping[str, int]
+    verifier_context: Callable[[Task, str], VerifierContext]
+    lease_s: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+class TaskRunner:
+    """One worker: claims tasks (`claim`) and runs each to a final state (`run`)."""
+
+    def __init__(self, setup: RunnerSetup, worker: str, rng: random.Random | None = None) -> None:
+        self.setup, self.worker = setup, worker
+        self.rng = rng or random.Random()
+
+    # --- claiming ---
+
+    def claim(self) -> str | None:
+        """Take the oldest queued task, or a running one whose holder's lease expired; None if there is none."""
+        now = time.time()
+        with self.setup.store.transaction() as session:
+            query = (
+                select(Task.id)
+                .where((Task.state == QUEUED) | ((Task.state == RUNNING) & (Task.lease_until < now)))
+                .order_by(Task.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            task_id = session.execute(query).scalar_one_or_none()
+            if task_id is None:
+                return None
+            session.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(state=RUNNING, worker=self.worker, lease_until=now + self.setup.lease_s, updated_at=utcnow())
+            )
+            return str(task_id)
+
+    def renew_leases(self) -> int:
+        """Extend the lease of every task this worker holds; returns how many."""
+        with self.setup.store.transaction() as session:
+            result = session.execute(
+                update(Task)
+                .where(Task.worker == self.worker, Task.state == RUNNING)
+                .values(lease_until=time.time() + self.setup.lease_s)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    # --- running ---
+
+    def run(self, task_id: str) -> str:
+        """Walk the task's cascade from where it stands to a final state; returns that state.
+
+        Raises LeaseLost if another worker took the task meanwhile (this one then stops).
+        """
+        self._recover(task_id)
+        task = self._load(task_id)
+        if task.state != RUNNING:
+            return task.state
+        provider_failed = False
+        for stage, provider in enumerate(task.order):
+            outcome = self._run_stage(task, stage, provider)
+            if outcome in (SOLVED, CANCELLED):
+                return outcome
+            provider_failed |= outcome == FAILED
+        return self._finish(task.id, FAILED if provider_failed else UNSOLVED)
+
+    def _run_stage(self, task: Task, stage: int, provider: str) -> str:
+        """Attempts of one provider under the cap rule; SOLVED, CANCELLED, FAILED (provider down) or UNSOLVED."""
+        client = self.setup.clients[provider]
+        cap = int(task.caps_micro[stage])
+        prompt_tokens = prompt_token_bound(task.messages)
+        retries = 0
+        while True:
+            attempts = self._attempts(task.id, stage)
+            costs = [a.cost_micro for a in attempts if a.state in ATTEMPTED]
+            stage_spent = sum(a.cost_micro for a in attempts)
+            expected = sum(costs) / len(costs) if costs else self.setup.attempt_cost_micro[provider]
+            if stage_spent + expected > cap:
+                return UNSOLVED
+            current = self._load(task.id)
+            if current.cancel_requested:
+                return self._finish(task.id, CANCELLED)
+            room = min(cap - stage_spent, current.hard_limit_micro - current.spent_micro - current.reserved_micro)
+            max_tokens = client.max_tokens_within(room, prompt_tokens)
+            if max_tokens < MIN_MAX_TOKENS:
+                return UNSOLVED
+            result = self._attempt(task, stage, provider, len(costs), prompt_tokens, max_tokens, cap)
+            if result is None:  # the reservation did not fit
+                return UNSOLVED
+            attempt, retryable, retry_after = result
+            if attempt.state == "error":
+                if not retryable or retries >= client.config.max_retries:
+                    return FAILED
+                self.setup.sleep(client.backoff_s(retries, retry_after, self.rng))
+                retries += 1
+                continue
+            retries = 0
+            if self._verify(task, attempt).verified:
+                return self._finish(task.id, SOLVED, solution=attempt.reply)
+
+    def _attempt(
+        self, task: Task, stage: int, provider: str, number: int, prompt_tokens: int, max_tokens: int, cap: int
+    ) -> tuple[Attempt, bool, float | None] | None:
+        """One provider call for attempt `number`: reserve, call, settle. None if the reservation did not fit."""
+        client = self.setup.clients[provider]
+        call_id = uuid.uuid4().hex
+        worst = client.worst_case_micro(prompt_tokens, max_tokens)
+        with self.setup.store.transaction() as session:
+            attempt = Attempt(task_id=task.id, stage=stage, provider=provider, number=number, state="calling")
+            session.add(attempt)
+            session.flush()
+            if not reserve_call(session, task.id, self.worker, attempt, call_id, worst, cap):
+                session.rollback()
+                return None
+            session.execute(update(Task).where(Task.id == task.id).values(lease_until=time.time() + self.setup.lease_s))
+        metadata = {"task": task.id, "attempt": str(number)}
+        if task.instance:
+            metadata["instance"] = task.instance
+        outcome = client.call(task.messages, max_tokens=max_tokens, call_id=call_id, metadata=metadata)
+        reported = worst if outcome.ok and outcome.usage_missing else int(outcome.reported_cost_micro or 0)
+        notes = [] if outcome.ok else [outcome.error or "the call failed"]
+        if outcome.ok and outcome.usage_missing:
+            notes.append("the provider reported no usage; booked at the call's worst case")
+        if reported > worst:
+            notes.append(f"reported usage costs {reported} micro-units, above the call's worst case; booked at it")
+        with self.setup.store.transaction() as session:
+            self._check_lease(session, task.id)
+            row = session.get(Attempt, attempt.id)
+            assert row is not None
+            if outcome.ok or reported > 0:
+                booked = settle_call(session, call_id, reported, error=outcome.error, status_code=outcome.status_code)
+            else:
+                booked = 0
+                release_call(session, call_id, error=outcome.error, status_code=outcome.status_code)
+            row.state = "responded" if outcome.ok else "error"
+            row.reply = outcome.text if outcome.ok else None
+            row.input_tokens, row.output_tokens = outcome.input_tokens, outcome.output_tokens
+            row.cost_micro, row.latency_ms = booked, outcome.latency_s * 1000
+            row.error = "; ".join(notes) or None
+        return row, outcome.retryable, outcome.retry_after_s
+
+    def _verify(self, task: Task, attempt: Attempt) -> Verdict:
+        """Check a stored reply with the task's verifier and record the verdict."""
+        context = self.setup.verifier_context(task, attempt.provider)
+        verdict = verify(task.verifier, attempt.reply or "", context)
+        with self.setup.store.transaction() as session:
+            self._check_lease(session, task.id)
+            row = session.get(Attempt, attempt.id)
+            assert row is not None
+            row.state = "verified" if verdict.verified else "rejected"
+            row.verified, row.verdict = verdict.verified, verdict.reason
+        return verdict
+
+    # --- finishing ---
+
+    def _finish(self, task_id: str, state: str, solution: str | None = None, error: str | None = None) -> str:
+        """Move the task to a final state and settle what the customer owes, in one transaction."""
+        with self.setup.store.transaction() as session:
+            task = self._check_lease(session, task_id)
+            finish(session, task, state, solution)
+            task.error = error
+        return state
+
+    def fail(self, task_id: str, error: str) -> None:
+        """End a task the broker could not run (calls in flight booked at their worst case), if still held."""
+        try:
+            with self.setup.store.transaction() as session:
+                self._check_lease(session, task_id)
+                for call in session.execute(
+                    select(Call).where(Call.task_id == task_id, Call.state == "held")
+                ).scalars():
+                    settle_call(session, call.id, call.reserved_micro, error=INTERRUPTED)
+            self._finish(task_id, FAILED, error=error)
+        except LeaseLost:
+            pass
+
+    # --- recovery ---
+
+    def _recover(self, task_id: str) -> None:
+        """Book calls a stopped worker left in flight, and verify replies it left unverified."""
+        with self.setup.store.transaction() as session:
+            self._check_lease(session, task_id)
+            held = session.execute(select(Call).where(Call.task_id == task_id, Call.state == "held")).scalars().all()
+            for call in held:
+                settle_call(session, call.id, call.reserved_micro, error=INTERRUPTED)
+                attempt = session.get(Attempt, call.attempt_id)
+                if attempt is not None and attempt.state == "calling":
+                    attempt.state, attempt.error, attempt.cost_micro = "error", INTERRUPTED, call.reserved_micro
+        task = self._load(task_id)
+        for attempt in self._attempts(task_id):
+            if attempt.state == "responded" and self._verify(task, attempt).verified:
+                self._finish(task_id, SOLVED, solution=attempt.reply)
+                return
+
+    # --- reading ---
+
+    def _load(self, task_id: str) -> Task:
+        with self.setup.store.transaction() as session:
+            task = session.get(Task, task_id)
+            assert task is not None
+            return task
+
+    def _attempts(self, task_id: str, stage: int | None = None) -> list[Attempt]:
+        with self.setup.store.transaction() as session:
+            query = select(Attempt).where(Attempt.task_id == task_id)
+            if stage is not None:
+                query = query.where(Attempt.stage == stage)
+            return list(session.execute(query.order_by(Attempt.id)).scalars())
+
+    def _check_lease(self, session: Session, task_id: str) -> Task:
+        task = session.get(Task, task_id, with_for_update=True)
+        if task is None or task.worker != self.worker or task.state != RUNNING:
+            raise LeaseLost(task_id)
+        return task
+
+
+def finish(session: Session, task: Task, state: str, solution: str | None = None) -> None:
+    """Final state and the customer's settlement (charge, refund, release), in the caller's transaction."""
+    calls_made = session.execute(select(Call.id).where(Call.task_id == task.id).limit(1)).first() is not None
+    owed = final_charge(task.charging, state, task.price_micro, calls_made)
+    delta = owed - task.charged_micro
+    if task.charging == PER_SOLUTION:
+        session.execute(
+            update(Customer)
+            .where(Customer.id == task.customer_id)
+            .values(reserved_micro=Customer.reserved_micro - task.price_micro)
+        )
+    if delta:
+        (ledger.charge if delta > 0 else ledger.refund)(session, task, abs(delta))
+        session.execute(
+            update(Customer).where(Customer.id == task.customer_id).values(charged_micro=Customer.charged_micro + delta)
+        )
+    task.charged_micro = owed
+    task.state, task.solution, task.finished_at = state, solution, utcnow()
+    task.updated_at, task.worker, task.lease_until = utcnow(), None, None
+    assert task.charging in (PER_TASK, PER_SOLUTION)

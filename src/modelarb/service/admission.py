@@ -49,7 +49,8 @@ class Terms:
 
     @property
     def solve_rate(self) -> float:
-        return self.plan.expected_solve_rate
+        """The solve rate expected under the plan's cap rule (the model's, for plans without one)."""
+        return self.plan.live.solve_rate if self.plan.live is not None else self.plan.solve_rate
 
     def price_micro(self, charging: str) -> int:
         """per_task: the market price less the discount; per_solution: that divided by the solve rate."""

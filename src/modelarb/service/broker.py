@@ -84,7 +84,7 @@ class Broker:
     def __post_init__(self) -> None:
         if self.settings.default_charging not in CHARGING:
             raise ServiceError(f"the default charging must be one of {', '.join(CHARGING)}")
-        self.plan.require_live()
+        attempt_cost = self.plan.require_live()
         check_covers(self.providers, self.plan.providers)
         upgrade(self.store.engine)
         plan_id = register_plan(self.store, self.plan)
@@ -92,7 +92,6 @@ class Broker:
         self.terms = Terms(self.plan, plan_id, self.settings.discount, self.settings.quote_ttl_s, hard_limit)
         used = {p for cascade in self.plan.cascades for p in cascade.providers}
         self.clients = {name: ProviderClient(self.providers[name]) for name in sorted(used)}
-        attempt_cost = self.plan.attempt_cost or {}
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.setup = RunnerSetup(
             store=self.store,

@@ -14,6 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import CliResult
+from modelarb.core.cascade import Cascade
+from modelarb.core.exact_curves import evaluate
+from modelarb.core.live import CAP_RULE, attempt_costs, live_figures, mixed_live_figures
 from modelarb.core.plan import FORMAT_VERSION, Plan, fingerprint, fit
 from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, search
 from modelarb.data import Outcomes, load_market
@@ -164,6 +167,18 @@ BAD_PLANS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("created", lambda d: d.update(created_at="yesterday"), "ISO 8601"),
     ("instances", lambda d: d["fitted_on"].update(instances=1.5), "'fitted_on.instances' must be int"),
     ("solve rate", lambda d: d.update(solve_rate=1.5), "solve_rate must lie in"),
+    ("no attempt cost", lambda d: d.pop("attempt_cost"), "no field 'attempt_cost'"),
+    ("attempt cost", lambda d: d["attempt_cost"].pop("p1"), "attempt_cost must name each of its providers"),
+    ("attempt cost < 0", lambda d: d["attempt_cost"].update(p0=-0.1), "attempt_cost must be >= 0"),
+    ("attempt cost text", lambda d: d["attempt_cost"].update(p0="x"), "'attempt_cost.p0' must be int or float"),
+    ("no cap rule", lambda d: d.pop("cap_rule"), "no field 'cap_rule'"),
+    ("cap rule", lambda d: d["cap_rule"].update(name="whatever-fits"), "this modelarb serves 'expected-attempt-fits'"),
+    ("cap placement", lambda d: d["cap_rule"].update(caps="as-fitted"), "refit the plan"),
+    ("cap rule text", lambda d: d["cap_rule"].pop("text"), "no field 'cap_rule.text'"),
+    ("no live", lambda d: d.pop("live"), "no field 'live'"),
+    ("live solve rate", lambda d: d["live"].update(solve_rate=1.5), "live solve_rate must lie in"),
+    ("live spend", lambda d: d["live"].pop("spend_per_task"), "no field 'live.spend_per_task'"),
+    ("live by provider", lambda d: d["live"]["spend_by_provider"].pop("p0"), "live.spend_by_provider must name"),
 ]
 
 
@@ -176,6 +191,63 @@ def test_load_rejects_bad_plans(
     with pytest.raises(DataError, match=message) as info:
         Plan.load(path)
     assert str(path) in str(info.value)
+
+
+def _format_1(plan: Plan) -> dict[str, Any]:
+    """The plan as format 1 wrote it: no attempt_cost, cap_rule or live."""
+    data = plan.to_dict()
+    for name in ("attempt_cost", "cap_rule", "live"):
+        data.pop(name)
+    data["format_version"] = 1
+    return data
+
+
+def test_format_1_plans_load_but_cannot_be_served_live(market: Outcomes, tmp_path: Path) -> None:
+    plan = fit(market, target_solve_rate=0.3, scheme="exact")
+    assert plan.format_version == FORMAT_VERSION == 2
+    assert plan.require_live() == attempt_costs(market)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(_format_1(plan)))
+    old = Plan.load(path)
+    assert old.format_version == 1 and old.attempt_cost is None and old.cap_rule is None and old.live is None
+    assert old.cascades == plan.cascades and old.solve_rate == plan.solve_rate
+    with pytest.raises(DataError, match=r"plan format 1 has no cap rule; refit it with `modelarb plan fit`"):
+        old.require_live()
+    old.save(path)  # written back as format 1, without the new fields
+    assert json.loads(path.read_text()) == _format_1(plan) and Plan.load(path) == old
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), fraction=st.floats(0.05, 1.0))
+def test_fitted_caps_sit_mid_way_between_breakpoints(seed: int, fraction: float) -> None:
+    """The search's caps, moved mid-way: the same figures, and nudging a cap by 1e-9 changes nothing."""
+    market = random_market(seed)
+    u = fraction * best_solve_rate(market, "exact")
+    plan = fit(market, target_solve_rate=u, scheme="exact")
+    result = search(market, np.array([u]), "exact", select="per_level")
+    fitted = [result.cascades[int(result.cascade_at[0])]]
+    if result.partner_at is not None and result.partner_at[0] >= 0:
+        fitted.append(result.cascades[int(result.partner_at[0])])
+    before, after = evaluate(market, fitted), evaluate(market, plan.cascades)
+    np.testing.assert_allclose(after.solve, before.solve, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(after.spend, before.spend, rtol=1e-12, atol=1e-15)
+    weights = np.array(plan.weights)
+    assert weights @ after.solve == pytest.approx(plan.solve_rate, abs=1e-9)
+    assert weights @ after.spend == pytest.approx(plan.spend, rel=1e-9)
+    for cascade in plan.cascades:
+        for m in range(len(cascade.caps)):
+            for factor in (1 - 1e-9, 1 + 1e-9):
+                nudged = Cascade(
+                    cascade.providers, tuple(c * factor if j == m else c for j, c in enumerate(cascade.caps))
+                )
+                model, model_nudged = evaluate(market, [cascade]), evaluate(market, [nudged])
+                assert (model_nudged.solve[0], model_nudged.spend[0]) == (model.solve[0], model.spend[0])
+                first = plan.require_live()
+                live, live_nudged = live_figures(market, cascade, first), live_figures(market, nudged, first)
+                assert live_nudged.solve_rate == live.solve_rate  # truncated attempts cost the cap: spend may move
+                assert live_nudged.spend == pytest.approx(live.spend, rel=2e-9)
+    assert plan.live == mixed_live_figures(market, plan.cascades, plan.weights, plan.require_live())
+    assert plan.cap_rule == CAP_RULE and plan.live is not None and 0 <= plan.live.solve_rate <= plan.solve_rate + 1e-12
 
 
 @pytest.mark.parametrize(
@@ -207,6 +279,14 @@ def test_cli_fit_then_show(tmp_path: Path, run_cli: Run) -> None:
     assert plan.cascades[0].describe(plan.cost_unit) in text
     assert f"expected solve rate │ {plan.solve_rate:.4f}" in text
     assert plan.fitted_on.fingerprint[:20] in text
+    assert plan.live is not None and f"{plan.live.solve_rate:.4f} (live, under the cap rule)" in text
+    assert "cap rule │ expected-attempt-fits, caps at interval-midpoints" in text
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(_format_1(plan)))
+    shown_old = run_cli("plan", "show", str(old))
+    assert shown_old.code == 0, shown_old.err
+    unboxed = flat(shown_old.out.replace("│", " "))  # the cell wraps over rows of the table
+    assert "cap rule none (plan format 1): refit it with `modelarb plan fit` to serve it live" in unboxed
 
 
 def test_cli_fit_max_price_with_levels(tmp_path: Path, run_cli: Run) -> None:
@@ -259,3 +339,17 @@ def test_pair_market_plan_beats_the_mean_margin_caps_at_its_level(paper_data: Pa
     assert plan.margin >= paper_pair.margin[k] - 0.005
     assert plan.margin == pytest.approx(0.267, abs=0.02)
     assert plan.fitted_on.instances == 445
+
+
+@pytest.mark.data
+def test_pair_market_plan_served_live_keeps_its_figures(paper_data: Path) -> None:
+    """At u = 0.74 (exact), every attempt of the plan's cascades fits its cap, so live differs from the model only
+    where an attempt's cost exceeds a cap. Tolerance: 0.005 in solve rate and 2% in spend, well inside the plan's
+    margin over the market price (~27%)."""
+    outcomes, _ = load_market(paper_data / "swebench", ["gpt5mini", "deepseek"])
+    plan = fit(outcomes, target_solve_rate=0.74, scheme="exact")
+    assert plan.live is not None and plan.attempt_cost is not None
+    assert plan.live.solve_rate == pytest.approx(plan.solve_rate, abs=0.005)
+    assert plan.live.spend == pytest.approx(plan.spend, rel=0.02)
+    assert plan.live.spend < plan.market_price
+    assert plan.attempt_cost == pytest.approx(tuple(outcomes.cost.mean(axis=0)), rel=1e-12)

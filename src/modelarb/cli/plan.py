@@ -88,12 +88,27 @@ def print_plan(plan: Plan, title: str) -> None:
     for k, (cascade, weight) in enumerate(zip(plan.cascades, plan.weights, strict=True)):
         share = f" ({percent(weight)} of tasks)" if mixed else ""
         rows.append([f"cascade {k + 1}" if mixed else "cascade", cascade.describe(unit) + share])
-    by_provider = ", ".join(
-        f"{p} {money(v, unit)}" for p, v in zip(plan.providers, plan.spend_by_provider, strict=True) if v > 0
-    )
+
+    def spend(total: float, by_provider: tuple[float, ...]) -> str:
+        parts = ", ".join(f"{p} {money(v, unit)}" for p, v in zip(plan.providers, by_provider, strict=True) if v > 0)
+        return money(total, unit) + (f" ({parts})" if parts else "")
+
+    live = plan.live
+    if plan.cap_rule is None or plan.attempt_cost is None or live is None:
+        rule = f"none (plan format {plan.format_version}): refit it with `modelarb plan fit` to serve it live"
+        solve_rate, spend_per_task = f"{plan.solve_rate:.4f}", spend(plan.spend, plan.spend_by_provider)
+    else:
+        estimates = ", ".join(f"{p} {money(a, unit)}" for p, a in zip(plan.providers, plan.attempt_cost, strict=True))
+        rule = f"{plan.cap_rule.name}, caps at {plan.cap_rule.caps}s; first-attempt cost estimates: {estimates}"
+        solve_rate = f"{plan.solve_rate:.4f} (model) · {live.solve_rate:.4f} (live, under the cap rule)"
+        spend_per_task = (
+            f"{spend(plan.spend, plan.spend_by_provider)} (model) · "
+            f"{spend(live.spend, live.spend_by_provider)} (live, under the cap rule)"
+        )
     rows += [
-        ["expected solve rate", f"{plan.solve_rate:.4f}"],
-        ["expected spend per task", f"{money(plan.spend, unit)}" + (f" ({by_provider})" if by_provider else "")],
+        ["cap rule", rule],
+        ["expected solve rate", solve_rate],
+        ["expected spend per task", spend_per_task],
         ["market price undercut", f"{money(plan.market_price, unit)} ({plan.cheapest_provider} alone)"],
         ["margin", f"{percent(plan.margin)} (profit {money(plan.profit, unit)} per task)"],
         ["scheme", f"{plan.scheme}: {plan.method}"],

@@ -2,7 +2,9 @@
 
 The plan's JSON format (`to_dict` / `from_dict`, every field checked on the way in) is
 defined here; reading and writing the file itself is the data layer's (`save` / `load`
-hand the JSON data to it).
+hand the JSON data to it). Format 2 adds how the caps are applied live (`attempt_cost`,
+`cap_rule`) and the figures expected under that rule (`live`); format 1 plans still load,
+but `require_live` refuses them.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from modelarb.core.cascade import Cascade
+from modelarb.core.live import CAP_RULE, CapRule, LiveFigures, attempt_costs, midpoint_caps, mixed_live_figures
 from modelarb.core.result import ArbitrageResult
 from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, check_levels, search
 from modelarb.data.json_files import read_json_file, write_json_file
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError, DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FIRST_LIVE_FORMAT = 2  # the first format with a cap rule
 KIND = "modelarb.plan"
 MAX_PRICE_LEVELS = 1000
 
@@ -60,7 +64,10 @@ class Plan:
     One cascade, or two mixed (the exact scheme's hull may sit between two cascades; at
     low solve rates one of them may be the empty cascade, which buys nothing).
     Expected figures are per task, in `cost_unit`, at solve rate `solve_rate`; the plan
-    undercuts `market_price`, the cheapest single provider's price there.
+    undercuts `market_price`, the cheapest single provider's price there. From format 2 on,
+    `attempt_cost` (per provider, the live rule's first-attempt estimate), `cap_rule` and
+    `live` (the figures expected when served under that rule) say how the caps are applied
+    live; they are None in format 1 plans.
     """
 
     providers: tuple[str, ...]
@@ -80,6 +87,9 @@ class Plan:
     fitted_on: FittedData
     created_at: str
     modelarb_version: str
+    attempt_cost: tuple[float, ...] | None = None
+    cap_rule: CapRule | None = None
+    live: LiveFigures | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -96,9 +106,15 @@ class Plan:
     def profit(self) -> float:
         return max(self.market_price - self.spend, 0.0)
 
+    def require_live(self) -> dict[str, float]:
+        """The live rule's first-attempt estimate per provider; a DataError for plans without a cap rule."""
+        if self.attempt_cost is None or self.cap_rule is None or self.live is None:
+            raise DataError(f"plan format {self.format_version} has no cap rule; refit it with `modelarb plan fit`")
+        return dict(zip(self.providers, self.attempt_cost, strict=True))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data; `load` reads it back."""
-        return {
+        data = {
             "kind": KIND,
             "format_version": self.format_version,
             "providers": list(self.providers),
@@ -124,6 +140,17 @@ class Plan:
             "created_at": self.created_at,
             "modelarb_version": self.modelarb_version,
         }
+        if self.attempt_cost is not None:
+            data["attempt_cost"] = dict(zip(self.providers, self.attempt_cost, strict=True))
+        if self.cap_rule is not None:
+            data["cap_rule"] = {"name": self.cap_rule.name, "caps": self.cap_rule.caps, "text": self.cap_rule.text}
+        if self.live is not None:
+            data["live"] = {
+                "solve_rate": self.live.solve_rate,
+                "spend_per_task": self.live.spend,
+                "spend_by_provider": dict(zip(self.providers, self.live.spend_by_provider, strict=True)),
+            }
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> Plan:
@@ -195,7 +222,7 @@ def _chosen_level(result: ArbitrageResult, max_price: float | None) -> int:
 def _plan_at(
     result: ArbitrageResult, k: int, outcomes: Outcomes, target_solve_rate: float | None, max_price: float | None
 ) -> Plan:
-    """The plan serving level k of a search result."""
+    """The plan serving level k of a search result, its caps moved to the middle of their intervals."""
     main = result.cascades[int(result.cascade_at[k])]
     partner = -1 if result.partner_at is None else int(result.partner_at[k])
     cascades: tuple[Cascade, ...]
@@ -205,6 +232,8 @@ def _plan_at(
         cascades, weights = (main, result.cascades[partner]), (1.0 - share, share)
     else:
         cascades, weights = (main,), (1.0,)
+    attempt_cost = attempt_costs(outcomes)
+    cascades = tuple(midpoint_caps(outcomes, cascade, attempt_cost) for cascade in cascades)
     return Plan(
         providers=result.providers,
         cascades=cascades,
@@ -223,6 +252,9 @@ def _plan_at(
         fitted_on=FittedData.of(outcomes),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         modelarb_version=_version(),
+        attempt_cost=tuple(attempt_cost[p] for p in result.providers),
+        cap_rule=CAP_RULE,
+        live=mixed_live_figures(outcomes, cascades, weights, attempt_cost),
     )
 
 
@@ -260,6 +292,42 @@ def _number(data: dict[str, Any], name: str, where: str = "") -> float:
 def _optional_number(data: dict[str, Any], name: str, where: str = "") -> float | None:
     """A finite number field that may be null."""
     return None if name in data and data[name] is None else _number(data, name, where)
+
+
+def _by_provider(data: dict[str, Any], name: str, providers: tuple[str, ...], where: str = "") -> tuple[float, ...]:
+    """A {provider: number >= 0} field naming each of the plan's providers once."""
+    values = _field(data, name, dict, where)
+    if set(values) != set(providers):
+        raise DataError(f"the plan's {where}{name} must name each of its providers once")
+    numbers = tuple(_number(values, p, f"{where}{name}.") for p in providers)
+    if any(v < 0 for v in numbers):
+        raise DataError(f"the plan's {where}{name} must be >= 0, got {values!r}")
+    return numbers
+
+
+def _live_fields(data: dict[str, Any], providers: tuple[str, ...]) -> tuple[tuple[float, ...], CapRule, LiveFigures]:
+    """attempt_cost, cap_rule and live of a plan of format 2 or later."""
+    attempt_cost = _by_provider(data, "attempt_cost", providers)
+    rule = _field(data, "cap_rule", dict)
+    cap_rule = CapRule(
+        _field(rule, "name", str, "cap_rule."),
+        _field(rule, "caps", str, "cap_rule."),
+        _field(rule, "text", str, "cap_rule."),
+    )
+    if (cap_rule.name, cap_rule.caps) != (CAP_RULE.name, CAP_RULE.caps):
+        raise DataError(
+            f"the plan's cap rule is {cap_rule.name!r} with {cap_rule.caps!r} caps; this modelarb serves "
+            f"{CAP_RULE.name!r} with {CAP_RULE.caps!r} caps: refit the plan with `modelarb plan fit`"
+        )
+    live = _field(data, "live", dict)
+    figures = LiveFigures(
+        _number(live, "solve_rate", "live."),
+        _number(live, "spend_per_task", "live."),
+        _by_provider(live, "spend_by_provider", providers, "live."),
+    )
+    if not 0 <= figures.solve_rate <= 1 or figures.spend < 0:
+        raise DataError(f"the plan's live solve_rate must lie in [0, 1] and spend_per_task be >= 0, got {figures[:2]}")
+    return attempt_cost, cap_rule, figures
 
 
 def _names(data: dict[str, Any], name: str, where: str = "", *, empty: bool = False) -> tuple[str, ...]:
@@ -322,6 +390,7 @@ def _read_plan(data: Any) -> Plan:
         datetime.fromisoformat(created_at)
     except ValueError:
         raise DataError(f"the plan's created_at must be an ISO 8601 time, got {created_at!r}") from None
+    attempt_cost, cap_rule, live = _live_fields(data, providers) if format_version >= FIRST_LIVE_FORMAT else (None,) * 3
     plan = Plan(
         providers=providers,
         cascades=tuple(cascades),
@@ -344,6 +413,9 @@ def _read_plan(data: Any) -> Plan:
         ),
         created_at=created_at,
         modelarb_version=_field(data, "modelarb_version", str),
+        attempt_cost=attempt_cost,
+        cap_rule=cap_rule,
+        live=live,
         format_version=format_version,
     )
     if (plan.target_solve_rate is None) == (plan.max_price is None):

@@ -204,6 +204,8 @@ def test_a_long_prompt_is_cut_to_the_recorded_cost(http: httpx.Client) -> None:
         ({"model": "cheap"}, 400, "metadata.instance"),
         ({"model": "cheap", "metadata": {"instance": "inst-z"}}, 400, "inst-z"),
         ({"model": "cheap", "metadata": {"instance": "inst-a", "attempt": "-1"}}, 400, "attempt"),
+        ({"model": "cheap", "metadata": {"instance": "inst-a", "attempt": "²"}}, 400, "attempt"),
+        ({"model": "cheap", "metadata": {"instance": None}}, 400, "metadata"),
         ({"model": "cheap", "metadata": {"instance": "inst-a"}, "max_tokens": 0}, 400, "max_tokens"),
         ({"model": "cheap", "metadata": {"instance": "inst-a"}, "stream": True}, 400, "stream"),
         ({"model": "cheap", "metadata": {"instance": "inst-a"}, "messages": []}, 400, "messages"),

@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -163,6 +164,8 @@ class ReplayMarket:
     def __init__(self, outcomes: Outcomes, key: bytes, prices: ReplayPrices, seed: int) -> None:
         if not key:
             raise ServiceError("the replay key is empty; give the key the broker's replay verifier uses")
+        if not np.isfinite(outcomes.cost).all():
+            raise ServiceError("the market has a cost per attempt that is not a finite number; fix the data")
         self.providers = outcomes.providers
         self.prices = prices
         self.key = key
@@ -243,7 +246,7 @@ def _task_and_attempt(metadata: Mapping[str, str | int] | None) -> tuple[str, st
             400, "metadata.instance is required: the id of the recorded instance this call attempts", "metadata"
         )
     attempt_text = str(metadata.get("attempt", "0"))
-    if not attempt_text.isdigit():
+    if not (attempt_text.isascii() and attempt_text.isdigit()):
         raise ReplayRequestError(
             400, f"metadata.attempt {attempt_text!r} must be this provider's attempt number: 0, 1, 2, ...", "metadata"
         )

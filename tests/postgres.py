@@ -103,7 +103,7 @@ class PostgresServer:
 
     def _admin(self, sql: str) -> None:
         with psycopg.connect(f"postgresql://{USER}@127.0.0.1:{self.port}/postgres", autocommit=True) as connection:
-            connection.execute(sql)  # type: ignore[arg-type]
+            connection.execute(sql)
 
     def create_database(self) -> str:
         """A new empty database; returns its name."""

@@ -64,7 +64,7 @@ def test_conditional_increment_never_exceeds_its_limit(store: Store) -> None:
                         .where(Customer.id == customer_id, Customer.reserved_micro < LIMIT)
                         .values(reserved_micro=Customer.reserved_micro + 1)
                     )
-                    granted[index] += result.rowcount  # type: ignore[attr-defined]
+                    granted[index] += result.rowcount
         except BaseException as exc:  # reported below: a thread's exception would otherwise vanish
             failures.append(exc)
 

@@ -15,6 +15,8 @@ from modelarb.cli.output import console, money, table, write_json
 from modelarb.cli.plan import plan_app
 from modelarb.cli.reproduce import reproduce
 from modelarb.cli.robust import robust
+from modelarb.cli.ledger import ledger_app
+from modelarb.cli.replay import replay_app
 from modelarb.cli.serve import db_app, keys_app, serve
 
 app = typer.Typer(
@@ -34,6 +36,8 @@ app.command()(robust)
 app.command()(serve)
 app.add_typer(db_app)
 app.add_typer(keys_app)
+app.add_typer(ledger_app)
+app.add_typer(replay_app)
 
 
 def _version(value: bool) -> None:

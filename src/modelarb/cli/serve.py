@@ -42,6 +42,10 @@ def serve(
         help="Key shared with a replay market (default: $MODELARB_REPLAY_KEY).",
         show_default=False,
     ),
+    lease: float = typer.Option(
+        30.0, "--lease", min=0.1, help="Seconds a task stays this process's without a heartbeat; a task whose broker "
+        "died is resumed after it."
+    ),
     verifier_command: list[str] = typer.Option(
         [],
         "--verifier-command",

@@ -1,0 +1,5 @@
+"""`python -m modelarb`: the command line."""
+
+from modelarb.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""A broker killed (SIGKILL) in the middle of a run and started again on the same database finishes every task."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from broker_setup import REPLAY_KEY, providers_file, replay_task, synthetic_market, synthetic_plan, wait_final
+from servers import serve_in_thread
+from sqlalchemy import func, select
+
+from modelarb.service import reports
+from modelarb.service.keys import create_key
+from modelarb.service.replay.market import create_replay_app
+from modelarb.service.states import FINAL
+from modelarb.service.store.engine import Store
+from modelarb.service.store.migrate import upgrade
+from modelarb.service.store.tables import LedgerTransaction, Task
+
+CALL_DELAY_S = 0.05
+
+
+class Slow:
+    """The replay market answering each call after a short delay, so a run lasts long enough to be interrupted."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(CALL_DELAY_S)
+        await self.app(scope, receive, send)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BrokerProcess:
+    """`modelarb serve` in a subprocess."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log.open("ab")
+        command = [sys.executable, "-m", "modelarb", "serve", *args, "--port", str(self.port)]
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the broker did not start: {log.read_text()}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def replay_url() -> Iterator[str]:
+    outcomes = synthetic_market()
+    url, stop = serve_in_thread(Slow(create_replay_app(outcomes, REPLAY_KEY)))
+    try:
+        yield url
+    finally:
+        stop()
+
+
+def test_a_broker_killed_mid_run_resumes_every_task(store_url: str, tmp_path: Path, replay_url: str) -> None:
+    outcomes = synthetic_market()
+    plan_path = tmp_path / "plan.json"
+    synthetic_plan(outcomes).save(plan_path)
+    key_file = tmp_path / "replay.key"
+    key_file.write_bytes(REPLAY_KEY)
+    args = [
+        "--plan", str(plan_path), "--providers", str(providers_file(tmp_path, replay_url)), "--db", store_url,
+        "--workers", "4", "--lease", "1", "--replay-key-file", str(key_file),
+    ]
+    store = Store.open(store_url)
+    upgrade(store.engine)
+    key = create_key(store, "erin")
+    headers = {"Authorization": f"Bearer {key}"}
+    first = BrokerProcess(args, tmp_path / "broker.log")
+    try:
+        with httpx.Client(base_url=first.url, headers=headers, timeout=30) as client:
+            ids = [client.post("/v1/tasks", json=replay_task(str(i))).json()["id"] for i in outcomes.instances[:48]]
+            deadline = time.monotonic() + 30
+            while _count_final(store) < 8 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        first.kill()
+    finally:
+        first.stop()
+    interrupted = len(ids) - _count_final(store)
+    assert interrupted > 0, "the run ended before the broker was killed; slow the replay market down"
+    second = BrokerProcess(args, tmp_path / "broker.log")
+    try:
+        with httpx.Client(base_url=second.url, headers=headers, timeout=30) as client:
+            done = wait_final(client, ids, timeout_s=90)
+    finally:
+        second.stop()
+    assert all(task["state"] in FINAL for task in done.values())
+    with store.reading() as session:
+        charges = session.execute(
+            select(LedgerTransaction.task_id, func.count()).where(LedgerTransaction.kind == "charge")
+            .group_by(LedgerTransaction.task_id)
+        ).all()
+    assert len(charges) == len(ids) and all(count == 1 for _, count in charges)
+    assert reports.check(store) == []
+    store.close()
+
+
+def _count_final(store: Store) -> int:
+    with store.reading() as session:
+        return int(session.execute(select(func.count()).select_from(Task).where(Task.state.in_(FINAL))).scalar_one())

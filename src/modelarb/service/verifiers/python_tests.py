@@ -59,12 +59,12 @@ def run(spec: dict[str, object], reply: str, context: VerifierContext) -> Verdic
         )
     summary = _summary(result.stdout)
     if result.timed_out:
-        return Verdict(False, f"the tests {result.reason}")
+        return Verdict(False, f"pytest {result.reason}")
     if result.exit_code == 0 and _PASSED.search(summary):
         return Verdict(True, f"the tests passed: {summary}")
     if result.exit_code == 0:
         return Verdict(False, "pytest exited 0 without reporting a passed test")
-    return Verdict(False, f"the tests did not pass ({result.reason}): {summary or result.stderr.strip()[-300:]}")
+    return Verdict(False, f"the tests did not pass: {summary or result.stderr.strip()[-300:]} (pytest {result.reason})")
 
 
 def _summary(stdout: str) -> str:

@@ -82,7 +82,7 @@ except OSError as error:
 
 # Run as the throwaway user after a run: signal every process that user still has until none is left
 # (kill -1 spares the caller). A shell, not Python: the interpreter may sit where that user cannot read.
-_SWEEPER = "i=0; while kill -s KILL -1 2>/dev/null && [ $i -lt 1000 ]; do i=$((i + 1)); done"
+_SWEEPER = "i=0; while kill -s KILL -- -1 2>/dev/null && [ $i -lt 1000 ]; do i=$((i + 1)); done"
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,8 @@ def _print_summary(report: dict[str, Any]) -> None:
     margin = report["margin"]
     since = f" since {report['since']}" if report["since"] else ""
     table(
-        f"Ledger{since} · {report['transactions']} transactions · costs in {unit}",
-        ["", "amount"],
+        f"Ledger{since} · {report['transactions']} transactions",
+        ["", f"amount ({unit})"],
         [
             ["revenue", money(report["revenue"], unit)],
             ["provider spend", money(report["spend"], unit)],

@@ -185,7 +185,7 @@ def _bwrap_prefix(workdir: Path, env: dict[str, str], readonly_paths: Sequence[s
     if as_root:
         unshare = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     else:
-        unshare = ["--unshare-all", "--cap-drop", "ALL", "--disable-userns"]
+        unshare = ["--unshare-all", "--unshare-user", "--cap-drop", "ALL", "--disable-userns"]
     args = ["bwrap", *unshare, "--die-with-parent", "--new-session", "--clearenv"]
     for name, value in env.items():
         args += ["--setenv", name, value]

@@ -246,19 +246,20 @@ def _kill_group(pgid: int) -> None:
 
 def _sweep_user(uid: int) -> None:
     """Kill every process the throwaway user still has (they may have left the process group)."""
-    subprocess.run(
-        ["/bin/sh", "-c", _SWEEPER],
-        user=uid,
-        group=uid,
-        extra_groups=[],
-        env={},
-        cwd="/",
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=30,
-        check=False,
-    )
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(
+            ["/bin/sh", "-c", _SWEEPER],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            env={},
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
 
 
 def _reason(exit_code: int | None, timed_out: bool, timeout_s: float, stderr: str) -> str:

@@ -64,8 +64,9 @@ class Running:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {create_key(self.store)}"},
-                            timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {create_key(self.store)}"}, timeout=30
+        )
 
 
 def providers_file(folder: Path, replay_url: str, providers: tuple[str, ...] = PROVIDERS, **options: Any) -> Path:

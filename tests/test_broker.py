@@ -5,9 +5,9 @@ from __future__ import annotations
 import concurrent.futures
 from pathlib import Path
 
-from broker_setup import replay_task, running_broker, wait_final
 from sqlalchemy import select
 
+from broker_setup import replay_task, running_broker, wait_final
 from modelarb.service import reports
 from modelarb.service.states import FINAL, SOLVED
 from modelarb.service.store.tables import Call, Customer, Task
@@ -45,8 +45,10 @@ def test_per_solution_charges_only_verified_solutions(tmp_path: Path) -> None:
         quote = bob.post("/v1/quotes", json={"charging": "per_solution"}).json()
         per_task = bob.post("/v1/quotes", json={}).json()
         assert quote["price_micro"] > per_task["price_micro"]
-        ids = [bob.post("/v1/tasks", json=replay_task(str(i), quote_id=quote["id"])).json()["id"]
-               for i in live.outcomes.instances[:16]]
+        ids = [
+            bob.post("/v1/tasks", json=replay_task(str(i), quote_id=quote["id"])).json()["id"]
+            for i in live.outcomes.instances[:16]
+        ]
         for task in wait_final(bob, ids).values():
             assert task["charged_micro"] == (quote["price_micro"] if task["state"] == SOLVED else 0)
         assert reports.check(live.store) == []
@@ -65,9 +67,11 @@ def test_a_retried_request_returns_the_same_task_and_charges_once(store_url: str
         other = carol.post("/v1/tasks", json={**body, "max_price": 9.0}, headers={"Idempotency-Key": "order-1"})
         assert other.status_code == 409 and "different request" in other.json()["error"]["message"]
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(
-                lambda _: carol.post("/v1/tasks", json=body, headers={"Idempotency-Key": "order-2"}), range(16)
-            ))
+            answers = list(
+                pool.map(
+                    lambda _: carol.post("/v1/tasks", json=body, headers={"Idempotency-Key": "order-2"}), range(16)
+                )
+            )
         assert {a.status_code for a in answers} <= {200, 202}
         assert len({a.json()["id"] for a in answers}) == 1
         wait_final(carol, [first.json()["id"], answers[0].json()["id"]])

@@ -7,11 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from broker_setup import PROVIDERS, Running, replay_task, running_broker, synthetic_market, synthetic_plan, wait_final
 from fastapi import FastAPI, Request
-from servers import served
 from sqlalchemy import func, select
 
+from broker_setup import PROVIDERS, Running, replay_task, running_broker, synthetic_market, synthetic_plan, wait_final
 from modelarb.service import reports
 from modelarb.service.api.app import create_app
 from modelarb.service.broker import Broker, BrokerSettings
@@ -20,6 +19,7 @@ from modelarb.service.replay.market import replay_providers_toml
 from modelarb.service.settings import load_providers
 from modelarb.service.store.engine import Store
 from modelarb.service.store.tables import LedgerTransaction, Task
+from servers import served
 
 
 @pytest.fixture
@@ -37,7 +37,9 @@ def test_keys_are_required_checked_and_revocable(live: Running) -> None:
     body = replay_task(str(live.outcomes.instances[0]))
     missing = httpx.post(f"{live.url}/v1/tasks", json=body)
     assert missing.status_code == 401 and "Bearer" in missing.json()["error"]["message"]
-    wrong = httpx.post(f"{live.url}/v1/tasks", json=body, headers={"Authorization": "Bearer mk_0123456789abcdef_" + "x" * 43})
+    wrong = httpx.post(
+        f"{live.url}/v1/tasks", json=body, headers={"Authorization": "Bearer mk_0123456789abcdef_" + "x" * 43}
+    )
     assert wrong.status_code == 401
     key = create_key(live.store, "frank")
     assert httpx.post(f"{live.url}/v1/quotes", json={}, headers={"Authorization": f"Bearer {key}"}).status_code == 201
@@ -66,21 +68,45 @@ def test_a_customer_cannot_see_another_customers_task(live: Running) -> None:
         (b"{not json", 400, "not valid JSON"),
         (b'{"messages": [{"role": "user", "content": "x"}], "max_price": 1}', 422, "verifier"),
         (b'{"messages": [], "verifier": {"kind": "exact", "expected": "1"}, "max_price": 1}', 422, "messages"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "exact", "expected": "1"}, '
-         b'"max_price": -1}', 422, "max_price"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "exact", "expected": "1"}, '
-         b'"max_price": 1e300}', 422, "max_price"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "magic"}, "max_price": 1}', 422,
-         "unknown verifier kind"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "replay"}, "max_price": 1}', 422,
-         "instance"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "exact", "expected": "1"}, '
-         b'"max_price": 1e-9}', 402, "above your max_price"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "exact", "expected": "1"}, '
-         b'"max_price": 1, "quote_id": "q-nope"}', 404, "no quote"),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "exact", "expected": "1"}, '
+            b'"max_price": -1}',
+            422,
+            "max_price",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "exact", "expected": "1"}, '
+            b'"max_price": 1e300}',
+            422,
+            "max_price",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "magic"}, "max_price": 1}',
+            422,
+            "unknown verifier kind",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "replay"}, "max_price": 1}',
+            422,
+            "instance",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "exact", "expected": "1"}, '
+            b'"max_price": 1e-9}',
+            402,
+            "above your max_price",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "verifier": {"kind": "exact", "expected": "1"}, '
+            b'"max_price": 1, "quote_id": "q-nope"}',
+            404,
+            "no quote",
+        ),
     ],
 )
-def test_bad_requests_get_a_clear_4xx_and_change_nothing(live: Running, content: bytes, status: int, words: str) -> None:
+def test_bad_requests_get_a_clear_4xx_and_change_nothing(
+    live: Running, content: bytes, status: int, words: str
+) -> None:
     with live.customer("ivan") as ivan:
         answer = ivan.post("/v1/tasks", content=content, headers={"Content-Type": "application/json"})
     assert answer.status_code == status, answer.text
@@ -95,16 +121,19 @@ def test_an_oversized_body_is_refused(live: Running) -> None:
         huge = replay_task(str(live.outcomes.instances[0]))
         huge["messages"] = [{"role": "user", "content": "x" * 150_000}] * 10
         declared = judy.post("/v1/tasks", json=huge)
-        chunked = judy.post("/v1/tasks", content=iter([b"{" + b" " * 600_000] * 2),
-                            headers={"Content-Type": "application/json"})
+        chunked = judy.post(
+            "/v1/tasks", content=iter([b"{" + b" " * 600_000] * 2), headers={"Content-Type": "application/json"}
+        )
     assert declared.status_code == 413 and chunked.status_code == 413
     assert "larger than" in declared.json()["error"]["message"]
     assert _count_tasks(live) == 0
 
 
 def test_cancel_a_queued_task_refunds_it_and_pages_list_everything(tmp_path: Path) -> None:
-    with running_broker(f"sqlite:///{tmp_path / 'c.sqlite3'}", tmp_path, workers=0) as live, \
-            live.customer("ken") as ken:
+    with (
+        running_broker(f"sqlite:///{tmp_path / 'c.sqlite3'}", tmp_path, workers=0) as live,
+        live.customer("ken") as ken,
+    ):
         ids = [ken.post("/v1/tasks", json=replay_task(str(i))).json()["id"] for i in live.outcomes.instances[:7]]
         cancelled = ken.post(f"/v1/tasks/{ids[0]}/cancel").json()
         assert cancelled["state"] == "cancelled" and cancelled["charged_micro"] == 0
@@ -117,9 +146,15 @@ def test_cancel_a_queued_task_refunds_it_and_pages_list_everything(tmp_path: Pat
                 break
         assert seen == ids
         with live.store.reading() as session:
-            kinds = session.execute(
-                select(LedgerTransaction.kind).where(LedgerTransaction.task_id == ids[0]).order_by(LedgerTransaction.id)
-            ).scalars().all()
+            kinds = (
+                session.execute(
+                    select(LedgerTransaction.kind)
+                    .where(LedgerTransaction.task_id == ids[0])
+                    .order_by(LedgerTransaction.id)
+                )
+                .scalars()
+                .all()
+            )
         assert kinds == ["charge", "refund"]
         assert reports.check(live.store) == []
 
@@ -144,12 +179,13 @@ def answering_provider(attempt_cost: dict[str, float]) -> FastAPI:
         right = body["model"] == "strong"
         completion = round(attempt_cost[body["model"]] * 1e6) - 20
         question = body["messages"][-1]["content"]
-        if "code" in question:
-            answer = RIGHT_CODE if right else WRONG_CODE
-        else:
-            answer = "42" if right else "41"
+        answers = {"code": (RIGHT_CODE, WRONG_CODE), "number": ("42", "41")}["code" if "code" in question else "number"]
+        answer = answers[0] if right else answers[1]
         return {
-            "id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": body["model"],
+            "id": "chatcmpl-x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 20, "completion_tokens": completion, "total_tokens": 20 + completion},
         }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -15,10 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from broker_setup import REPLAY_KEY, providers_file, replay_task, synthetic_market, synthetic_plan, wait_final
-from servers import serve_in_thread
 from sqlalchemy import func, select
 
+from broker_setup import REPLAY_KEY, providers_file, replay_task, synthetic_market, synthetic_plan, wait_final
 from modelarb.service import reports
 from modelarb.service.keys import create_key
 from modelarb.service.replay.market import create_replay_app
@@ -26,6 +24,7 @@ from modelarb.service.states import FINAL
 from modelarb.service.store.engine import Store
 from modelarb.service.store.migrate import upgrade
 from modelarb.service.store.tables import LedgerTransaction, Task
+from servers import serve_in_thread
 
 CALL_DELAY_S = 0.05
 
@@ -99,8 +98,18 @@ def test_a_broker_killed_mid_run_resumes_every_task(store_url: str, tmp_path: Pa
     key_file = tmp_path / "replay.key"
     key_file.write_bytes(REPLAY_KEY)
     args = [
-        "--plan", str(plan_path), "--providers", str(providers_file(tmp_path, replay_url)), "--db", store_url,
-        "--workers", "4", "--lease", "1", "--replay-key-file", str(key_file),
+        "--plan",
+        str(plan_path),
+        "--providers",
+        str(providers_file(tmp_path, replay_url)),
+        "--db",
+        store_url,
+        "--workers",
+        "4",
+        "--lease",
+        "1",
+        "--replay-key-file",
+        str(key_file),
     ]
     store = Store.open(store_url)
     upgrade(store.engine)
@@ -127,7 +136,8 @@ def test_a_broker_killed_mid_run_resumes_every_task(store_url: str, tmp_path: Pa
     assert all(task["state"] in FINAL for task in done.values())
     with store.reading() as session:
         charges = session.execute(
-            select(LedgerTransaction.task_id, func.count()).where(LedgerTransaction.kind == "charge")
+            select(LedgerTransaction.task_id, func.count())
+            .where(LedgerTransaction.kind == "charge")
             .group_by(LedgerTransaction.task_id)
         ).all()
     assert len(charges) == len(ids) and all(count == 1 for _, count in charges)

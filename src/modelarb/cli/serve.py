@@ -5,11 +5,15 @@ from __future__ import annotations
 import shlex
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from modelarb.cli.output import console, console_err
 from modelarb.errors import ServiceError
+
+if TYPE_CHECKING:
+    from modelarb.service.broker import BrokerSettings
 
 DbOption = typer.Option(
     None,
@@ -43,8 +47,10 @@ def serve(
         show_default=False,
     ),
     lease: float = typer.Option(
-        30.0, "--lease", min=0.1, help="Seconds a task stays this process's without a heartbeat; a task whose broker "
-        "died is resumed after it."
+        30.0,
+        "--lease",
+        min=0.1,
+        help="Seconds a task stays this process's without a heartbeat; a task whose broker died is resumed after it.",
     ),
     verifier_command: list[str] = typer.Option(
         [],
@@ -58,7 +64,7 @@ def serve(
 
     from modelarb.core.plan import Plan
     from modelarb.service.api.app import create_app
-    from modelarb.service.broker import Broker, BrokerSettings, read_replay_key
+    from modelarb.service.broker import Broker, read_replay_key
     from modelarb.service.settings import load_providers
     from modelarb.service.store.engine import Store
 
@@ -66,12 +72,12 @@ def serve(
         fraction = Decimal(discount)
     except InvalidOperation:
         raise ServiceError(f"--discount must be a fraction such as 0.05, got {discount!r}") from None
-    settings = _settings(
-        BrokerSettings,
+    settings = _broker_settings(
         discount=fraction,
         default_charging=charging,
         quote_ttl_s=quote_ttl,
         workers=workers,
+        lease_s=lease,
         task_hard_limit=task_hard_limit,
         verifier_commands=_commands(verifier_command),
         replay_key=read_replay_key(replay_key_file),
@@ -94,12 +100,14 @@ def _commands(items: list[str]) -> dict[str, list[str]]:
     return commands
 
 
-def _settings(model: type, **values: object) -> object:
+def _broker_settings(**values: Any) -> BrokerSettings:
     """Validated settings; a bad value is one ServiceError naming the option."""
     from pydantic import ValidationError
 
+    from modelarb.service.broker import BrokerSettings
+
     try:
-        return model(**values)
+        return BrokerSettings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ServiceError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None

@@ -43,22 +43,30 @@ class BrokerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    discount: Decimal = Field(Decimal("0.05"), ge=0, lt=1, description="Fraction below the market price it charges.")
-    default_charging: str = Field(PER_TASK, description="Charging mode of a task that names no quote.")
-    quote_ttl_s: float = Field(600.0, gt=0, description="How long a quote stays valid, in seconds.")
-    workers: int = Field(8, ge=0, le=256, description="Worker threads running tasks in this process.")
-    lease_s: float = Field(30.0, gt=0, description="How long a claimed task stays this process's without renewal.")
-    poll_s: float = Field(0.5, gt=0, description="How often an idle worker looks for tasks other processes queued.")
-    max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body accepted, in bytes.")
+    discount: Decimal = Field(
+        default=Decimal("0.05"), ge=0, lt=1, description="Fraction below the market price it charges."
+    )
+    default_charging: str = Field(default=PER_TASK, description="Charging mode of a task that names no quote.")
+    quote_ttl_s: float = Field(default=600.0, gt=0, description="How long a quote stays valid, in seconds.")
+    workers: int = Field(default=8, ge=0, le=256, description="Worker threads running tasks in this process.")
+    lease_s: float = Field(
+        default=30.0, gt=0, description="How long a claimed task stays this process's without renewal."
+    )
+    poll_s: float = Field(
+        default=0.5, gt=0, description="How often an idle worker looks for tasks other processes queued."
+    )
+    max_body_bytes: int = Field(default=1_048_576, gt=0, description="Largest request body accepted, in bytes.")
     task_hard_limit: float | None = Field(
-        None, gt=0, description="Most a task may spend on providers (cost unit); default: the sum of its caps."
+        default=None, gt=0, description="Most a task may spend on providers (cost unit); default: the sum of its caps."
     )
     verifier_commands: dict[str, list[str]] = Field(
         default_factory=dict, description="Named commands for the `command` verifier (argv; {candidate} = its file)."
     )
-    verifier_timeout_s: float = Field(60.0, gt=0, description="Wall-clock limit of a sandboxed verifier run.")
-    verifier_memory_mb: int = Field(1024, gt=0, description="Memory limit of a sandboxed verifier run.")
-    replay_key: bytes | None = Field(None, description="Key shared with a replay market for the `replay` verifier.")
+    verifier_timeout_s: float = Field(default=60.0, gt=0, description="Wall-clock limit of a sandboxed verifier run.")
+    verifier_memory_mb: int = Field(default=1024, gt=0, description="Memory limit of a sandboxed verifier run.")
+    replay_key: bytes | None = Field(
+        default=None, description="Key shared with a replay market for the `replay` verifier."
+    )
 
 
 def read_replay_key(path: Path | None) -> bytes | None:
@@ -79,7 +87,7 @@ class Broker:
     store: Store
     plan: Plan
     providers: Mapping[str, ProviderConfig]
-    settings: BrokerSettings = field(default_factory=BrokerSettings)
+    settings: BrokerSettings = field(default_factory=lambda: BrokerSettings())
 
     def __post_init__(self) -> None:
         if self.settings.default_charging not in CHARGING:

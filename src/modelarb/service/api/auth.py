@@ -21,11 +21,11 @@ def principal(request: Request) -> Principal:
     return found
 
 
-def customer(caller: Principal = Depends(principal)) -> Principal:
-    """A customer's key (admins manage; customers buy)."""
+def customer(caller: Principal = Depends(principal)) -> int:
+    """The calling customer's id: a customer's key is needed (admins manage; customers buy)."""
     if caller.role != CUSTOMER or caller.customer_id is None:
         raise HTTPException(403, "this endpoint needs a customer's key")
-    return caller
+    return caller.customer_id
 
 
 def admin(caller: Principal = Depends(principal)) -> Principal:

@@ -28,7 +28,7 @@ class QuoteRequest(BaseModel):
 class QuoteOut(BaseModel):
     id: str
     plan_id: str
-    charging: Charging
+    charging: str
     price: float
     price_micro: int
     market_price: float
@@ -78,7 +78,7 @@ class AttemptOut(BaseModel):
 class TaskOut(BaseModel):
     id: str
     state: str
-    charging: Charging
+    charging: str
     price: float
     price_micro: int
     charged: float

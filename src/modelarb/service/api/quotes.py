@@ -7,18 +7,17 @@ from fastapi import APIRouter, Depends, Request
 from modelarb.service.admission import create_quote
 from modelarb.service.api.auth import customer
 from modelarb.service.api.models import QuoteOut, QuoteRequest
-from modelarb.service.keys import Principal
 from modelarb.service.money import from_micro
 
 router = APIRouter(prefix="/v1", tags=["quotes"])
 
 
 @router.post("/quotes", response_model=QuoteOut, status_code=201)
-def quote(body: QuoteRequest, request: Request, caller: Principal = Depends(customer)) -> QuoteOut:
+def quote(body: QuoteRequest, request: Request, customer_id: int = Depends(customer)) -> QuoteOut:
     """Quote the plan's price: the market price it undercuts less the discount (per_solution: over the solve rate)."""
     broker = request.app.state.broker
     charging = body.charging or broker.settings.default_charging
-    made = create_quote(broker.store, broker.terms, caller.customer_id, charging)
+    made = create_quote(broker.store, broker.terms, customer_id, charging)
     return QuoteOut(
         id=made.id,
         plan_id=made.plan_id,

@@ -10,7 +10,6 @@ from modelarb.errors import ServiceError
 from modelarb.service.admission import Rejected, TaskRequest, submit_task
 from modelarb.service.api.auth import customer
 from modelarb.service.api.models import AttemptOut, TaskOut, TaskPage, TaskRequestBody
-from modelarb.service.keys import Principal
 from modelarb.service.money import from_micro
 from modelarb.service.states import CANCELLED, QUEUED, RUNNING
 from modelarb.service.store.tables import Attempt, Task
@@ -59,9 +58,9 @@ def task_out(session: Session, task: Task, unit: str) -> TaskOut:
     )
 
 
-def _own_task(session: Session, task_id: str, caller: Principal, *, lock: bool = False) -> Task:
+def _own_task(session: Session, task_id: str, customer_id: int, *, lock: bool = False) -> Task:
     task = session.get(Task, task_id, with_for_update=lock)
-    if task is None or task.customer_id != caller.customer_id:
+    if task is None or task.customer_id != customer_id:
         raise HTTPException(404, f"no task {task_id!r}")
     return task
 
@@ -71,7 +70,7 @@ def create_task(
     body: TaskRequestBody,
     request: Request,
     response: Response,
-    caller: Principal = Depends(customer),
+    customer_id: int = Depends(customer),
     idempotency_key: str | None = Header(None, max_length=200, description="Retries with the same key: one task."),
 ) -> TaskOut:
     """Admit a task and queue it; a retry with the same Idempotency-Key returns the same task, charged once."""
@@ -94,7 +93,7 @@ def create_task(
     task, created = submit_task(
         broker.store,
         broker.terms,
-        caller.customer_id,
+        customer_id,
         task_request,
         idempotency_key,
         broker.rng,
@@ -109,17 +108,17 @@ def create_task(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
-def get_task(task_id: str, request: Request, caller: Principal = Depends(customer)) -> TaskOut:
+def get_task(task_id: str, request: Request, customer_id: int = Depends(customer)) -> TaskOut:
     """A task's state, attempts, solution and charge (404 for another customer's task)."""
     broker = request.app.state.broker
     with broker.store.reading() as session:
-        return task_out(session, _own_task(session, task_id, caller), broker.plan.cost_unit)
+        return task_out(session, _own_task(session, task_id, customer_id), broker.plan.cost_unit)
 
 
 @router.get("/tasks", response_model=TaskPage)
 def list_tasks(
     request: Request,
-    caller: Principal = Depends(customer),
+    customer_id: int = Depends(customer),
     limit: int = Query(50, ge=1, le=500),
     after: str | None = Query(None, max_length=64, description="The next_after of the previous page."),
     state: str | None = Query(None, max_length=16),
@@ -127,11 +126,11 @@ def list_tasks(
     """The caller's tasks, oldest first, a page at a time."""
     broker = request.app.state.broker
     with broker.store.reading() as session:
-        query = select(Task).where(Task.customer_id == caller.customer_id)
+        query = select(Task).where(Task.customer_id == customer_id)
         if state is not None:
             query = query.where(Task.state == state)
         if after is not None:
-            last = _own_task(session, after, caller)
+            last = _own_task(session, after, customer_id)
             query = query.where(
                 (Task.created_at > last.created_at) | ((Task.created_at == last.created_at) & (Task.id > last.id))
             )
@@ -141,14 +140,14 @@ def list_tasks(
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
-def cancel_task(task_id: str, request: Request, caller: Principal = Depends(customer)) -> TaskOut:
+def cancel_task(task_id: str, request: Request, customer_id: int = Depends(customer)) -> TaskOut:
     """Cancel: a queued task ends now (refunded); a running one ends after its current attempt."""
     broker = request.app.state.broker
     with broker.store.transaction() as session:
-        task = _own_task(session, task_id, caller, lock=True)
+        task = _own_task(session, task_id, customer_id, lock=True)
         if task.state == QUEUED:
             finish(session, task, CANCELLED)
         elif task.state == RUNNING:
             task.cancel_requested = True
     with broker.store.reading() as session:
-        return task_out(session, _own_task(session, task_id, caller), broker.plan.cost_unit)
+        return task_out(session, _own_task(session, task_id, customer_id), broker.plan.cost_unit)

@@ -10,13 +10,13 @@ from modelarb import __version__
 from modelarb.cli import options
 from modelarb.cli.arbitrage import arbitrage
 from modelarb.cli.data import data_app
+from modelarb.cli.ledger import ledger_app
 from modelarb.cli.market import market_app
 from modelarb.cli.output import console, money, table, write_json
 from modelarb.cli.plan import plan_app
+from modelarb.cli.replay import replay_app
 from modelarb.cli.reproduce import reproduce
 from modelarb.cli.robust import robust
-from modelarb.cli.ledger import ledger_app
-from modelarb.cli.replay import replay_app
 from modelarb.cli.serve import db_app, keys_app, serve
 
 app = typer.Typer(

@@ -175,7 +175,7 @@ def call(server: tuple[str, Seen], behaviour: str, **overrides: Any) -> CallOutc
 def test_success_is_priced_from_usage_and_sends_the_request_openai_expects(provider_server, monkeypatch) -> None:
     url, seen = provider_server
     monkeypatch.setenv("TEST_PROVIDER_KEY", "sk-test-123")
-    cfg = config(f"{url}/ok/v1/", api_key_env="TEST_PROVIDER_KEY")
+    cfg = config(f"{url}/ok/v1/", api_key_env="TEST_PROVIDER_KEY", send_metadata=True)
     with ProviderClient(cfg) as client:
         messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "6 × 7?"}]
         outcome = client.call(messages, max_tokens=64, call_id="task-9/attempt-1", metadata={"task": "9"})
@@ -495,3 +495,11 @@ def test_client_refuses_to_start_when_the_key_variable_went_away(monkeypatch) ->
     monkeypatch.delenv("MODELARB_TEST_GONE_KEY")
     with pytest.raises(ServiceError, match="MODELARB_TEST_GONE_KEY is unset"):
         ProviderClient(cfg)
+
+
+def test_metadata_is_sent_only_when_the_provider_config_asks(provider_server) -> None:
+    url, seen = provider_server
+    with ProviderClient(config(f"{url}/ok/v1")) as client:
+        assert client.call([{"role": "user", "content": "x"}], max_tokens=5, call_id="m0", metadata={"task": "1"}).ok
+    _, _, body = next(r for r in seen.requests if r[1].get("Idempotency-Key") == "m0")
+    assert "metadata" not in body

@@ -25,7 +25,11 @@ def test_the_readme_broker_quickstart_runs(paper_data: Path, tmp_path: Path) -> 
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + quickstart()
-    env = {**os.environ, "MODELARB_DATA": str(paper_data), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "MODELARB_DATA": str(paper_data),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     env.pop("MODELARB_DB", None)
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr

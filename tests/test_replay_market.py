@@ -278,6 +278,7 @@ def test_providers_file_points_the_broker_at_the_market() -> None:
         "max_tokens": 2_000_000,
         "timeout_s": 30.0,
         "concurrency": 64,
+        "send_metadata": True,
     }
     assert providers["strong"]["input_price"] == 1.0 and set(providers) == {"cheap", "strong"}
     odd = tomllib.loads(replay_providers_toml(None, "http://h:1/v1/", ["a.b"], 5, api_key_env="K"))

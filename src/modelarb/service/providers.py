@@ -131,9 +131,12 @@ class ProviderClient:
         call_id: str,
         metadata: dict[str, str] | None = None,
     ) -> CallOutcome:
-        """Send one chat-completions request (no retries) and say what came of it; never raises for I/O."""
+        """Send one chat-completions request (no retries) and say what came of it; never raises for I/O.
+
+        `metadata` goes with the request only when the provider's config says `send_metadata`.
+        """
         body: dict[str, Any] = {"model": self.config.model, "messages": messages, "max_tokens": max_tokens}
-        if metadata:
+        if metadata and self.config.send_metadata:
             body["metadata"] = metadata
         headers = {"Idempotency-Key": call_id, "X-Request-Id": call_id}
         if self._api_key:

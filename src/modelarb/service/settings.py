@@ -59,6 +59,11 @@ class ProviderConfig(BaseModel):
     max_retries: int = Field(default=3, ge=0, description="Retries of a retryable failure before giving up.")
     backoff_s: float = Field(default=0.5, ge=0, description="Base of the exponential backoff between retries.")
     max_backoff_s: float = Field(default=30.0, gt=0, description="Cap on one backoff delay, in seconds.")
+    send_metadata: bool = Field(
+        default=False,
+        description="Send the task id, attempt number and instance as the request's `metadata` (the replay market "
+        "needs them; OpenAI accepts `metadata` only for stored completions, so it is off by default).",
+    )
 
     _price_source: str = PrivateAttr(default="providers file")
 

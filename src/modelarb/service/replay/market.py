@@ -382,6 +382,7 @@ def replay_providers_toml(
             f"max_tokens = {max_tokens}",
             f"timeout_s = {_toml_number(Decimal(str(timeout_s)))}",
             f"concurrency = {concurrency}",
+            "send_metadata = true",
         ]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from broker_setup import PROVIDERS, Running, replay_task, running_broker, synthetic_market, synthetic_plan, wait_final
@@ -222,3 +223,38 @@ def test_exact_and_python_tests_verifiers_end_to_end(
         assert verdicts[-1][1] is True and all(ok is False for _, ok in verdicts[:-1])
         assert reports.check(store) == []
         store.close()
+
+
+def test_a_task_whose_providers_are_down_fails_and_is_refunded(tmp_path: Path) -> None:
+    outcomes = synthetic_market()
+    plan = synthetic_plan(outcomes)
+    down = FastAPI()
+    calls = []
+
+    @down.post("/v1/chat/completions")
+    async def unavailable() -> Any:
+        calls.append(1)
+        return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
+
+    with served(down) as provider_url:
+        path = tmp_path / "providers.toml"
+        text = replay_providers_toml(None, provider_url, PROVIDERS, 100_000)
+        path.write_text(text.replace("send_metadata = true", "send_metadata = true\nmax_retries = 2\nbackoff_s = 0.01"))
+        store = Store.open(f"sqlite:///{tmp_path / 'down.sqlite3'}")
+        broker = Broker(store, plan, load_providers(path), BrokerSettings(workers=1, poll_s=0.05))
+        with served(create_app(broker)) as url:
+            key = create_key(store, "mallory")
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+                body = {
+                    "messages": [{"role": "user", "content": "?"}],
+                    "verifier": {"kind": "exact", "expected": "1"},
+                    "max_price": 5,
+                }
+                task = client.post("/v1/tasks", json=body).json()
+                done = wait_final(client, [task["id"]])[task["id"]]
+    assert done["state"] == "failed" and done["charged_micro"] == 0
+    assert "failed after 2 retries" in done["error"] and "503" in done["error"]
+    stages = {a["stage"] for a in done["attempts"]}
+    assert len(calls) == 3 * len(stages) >= 3 and all(a["state"] == "error" for a in done["attempts"])
+    assert reports.check(store) == []
+    store.close()

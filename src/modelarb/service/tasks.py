@@ -110,13 +110,19 @@ class TaskRunner:
         task = self._load(task_id)
         if task.state != RUNNING:
             return task.state
-        provider_failed = False
+        failures = []
         for stage, provider in enumerate(task.order):
             outcome = self._run_stage(task, stage, provider)
             if outcome in (SOLVED, CANCELLED):
                 return outcome
-            provider_failed |= outcome == FAILED
-        return self._finish(task.id, FAILED if provider_failed else UNSOLVED)
+            if outcome == FAILED:
+                last = self._attempts(task.id, stage)[-1]
+                failures.append(
+                    f"{provider} failed after {self.setup.clients[provider].config.max_retries} retries: {last.error}"
+                )
+        if failures:
+            return self._finish(task.id, FAILED, error="; ".join(failures))
+        return self._finish(task.id, UNSOLVED)
 
     def _run_stage(self, task: Task, stage: int, provider: str) -> str:
         """Attempts of one provider under the cap rule; SOLVED, CANCELLED, FAILED (provider down) or UNSOLVED."""
@@ -249,13 +255,13 @@ class TaskRunner:
     # --- reading ---
 
     def _load(self, task_id: str) -> Task:
-        with self.setup.store.transaction() as session:
+        with self.setup.store.reading() as session:
             task = session.get(Task, task_id)
             assert task is not None
             return task
 
     def _attempts(self, task_id: str, stage: int | None = None) -> list[Attempt]:
-        with self.setup.store.transaction() as session:
+        with self.setup.store.reading() as session:
             query = select(Attempt).where(Attempt.task_id == task_id)
             if stage is not None:
                 query = query.where(Attempt.stage == stage)

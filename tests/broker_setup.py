@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from modelarb.data.outcomes import Outcomes, from_cells
 from modelarb.service.api.app import create_app
 from modelarb.service.broker import Broker, BrokerSettings
 from modelarb.service.keys import create_key
+from modelarb.service.replay.faults import Faults
 from modelarb.service.replay.market import create_replay_app, replay_providers_toml
 from modelarb.service.settings import load_providers
 from modelarb.service.states import FINAL
@@ -69,24 +71,40 @@ class Running:
         )
 
 
-def providers_file(folder: Path, replay_url: str, providers: tuple[str, ...] = PROVIDERS, **options: Any) -> Path:
+def providers_file(
+    folder: Path, replay_url: str, providers: tuple[str, ...] = PROVIDERS, extra: str = "", **options: Any
+) -> Path:
+    """A providers file for the replay market; `extra` TOML lines (`key = value`) set keys in every provider's table."""
     path = folder / "providers.toml"
-    path.write_text(replay_providers_toml(None, replay_url, providers, 10_000_000, **options))
+    text = replay_providers_toml(None, replay_url, providers, 10_000_000, **options)
+    for line in filter(None, extra.splitlines()):
+        key = line.split("=")[0].strip()
+        text = re.sub(rf"^{key} = .*$", "", text, flags=re.M).replace(
+            "send_metadata = true", f"send_metadata = true\n{line}"
+        )
+    path.write_text(text)
     return path
 
 
 @contextmanager
 def running_broker(
-    db_url: str, folder: Path, outcomes: Outcomes | None = None, plan: Plan | None = None, **settings: Any
+    db_url: str,
+    folder: Path,
+    outcomes: Outcomes | None = None,
+    plan: Plan | None = None,
+    faults: dict[str, Faults] | None = None,
+    provider_options: str = "",
+    **settings: Any,
 ) -> Iterator[Running]:
-    """Replay market + broker (workers in the app) on loopback; both stopped at the end."""
+    """Replay market (with `faults`, if any) + broker (workers in the app) on loopback; both stopped at the end."""
     outcomes = outcomes or synthetic_market()
     plan = plan or synthetic_plan(outcomes)
-    replay_url, stop_replay = serve_in_thread(create_replay_app(outcomes, REPLAY_KEY))
+    replay_url, stop_replay = serve_in_thread(create_replay_app(outcomes, REPLAY_KEY, faults=faults))
     try:
         store = Store.open(db_url)
         options = {"workers": 4, "replay_key": REPLAY_KEY, "poll_s": 0.05, **settings}
-        broker = Broker(store, plan, load_providers(providers_file(folder, replay_url)), BrokerSettings(**options))
+        providers = load_providers(providers_file(folder, replay_url, extra=provider_options))
+        broker = Broker(store, plan, providers, BrokerSettings(**options))
         url, stop_broker = serve_in_thread(create_app(broker))
         try:
             yield Running(url, replay_url, broker, store, plan, outcomes)

@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import ServiceError
 from modelarb.service.money import MICRO
+from modelarb.service.replay.faults import Faults, faulty_response
 from modelarb.service.replay.signing import Outcome, sign
 
 Price = tuple[Decimal, Decimal]
@@ -259,13 +260,19 @@ def create_replay_app(
     prices: ReplayPrices | Mapping[str, Price] | None = None,
     *,
     seed: int = 0,
+    faults: Mapping[str, Faults] | None = None,
 ) -> FastAPI:
     """An OpenAI-compatible app serving `outcomes`' providers as models (`/v1/models`, `/v1/chat/completions`).
 
     `key` signs the outcome lines (the broker's replay verifier holds the same key); `prices` are per
-    million input and output tokens in the data's cost unit (default 1 and 1); `seed` fixes the draws.
+    million input and output tokens in the data's cost unit (default 1 and 1); `seed` fixes the draws;
+    `faults` makes the named providers fail in the ways and at the rates given (see `faults`).
     """
     market = ReplayMarket(outcomes, key, ReplayPrices.book(outcomes.providers, prices), seed)
+    faults = dict(faults or {})
+    unknown = sorted(set(faults) - set(outcomes.providers))
+    if unknown:
+        raise ServiceError(f"faults given for unknown provider {', '.join(unknown)}")
     app = FastAPI(title="modelarb replay market", docs_url=None, redoc_url=None, openapi_url=None)
     started = int(time.time())
 
@@ -285,7 +292,7 @@ def create_replay_app(
         return model_card(model)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> JSONResponse:
+    async def chat_completions(request: Request) -> Response:
         try:
             chat = _parse(await request.body())
             if chat.stream:
@@ -298,27 +305,29 @@ def create_replay_app(
             reply = market.reply(chat.model, instance, task, attempt, prompt_tokens_of(chat.messages), limit)
         except ReplayRequestError as error:
             return error.response()
-        return JSONResponse(
-            {
-                "id": f"chatcmpl-replay-{uuid.uuid4().hex}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": chat.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": reply.content},
-                        "finish_reason": reply.finish_reason,
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": reply.prompt_tokens,
-                    "completion_tokens": reply.completion_tokens,
-                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-                },
-            }
-        )
+        fault = faults[chat.model].draw() if chat.model in faults else None
+        body = {
+            "id": f"chatcmpl-replay-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": chat.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.content},
+                    "finish_reason": reply.finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+            },
+        }
+        if fault is None:
+            return JSONResponse(body)
+        return await faulty_response(fault, faults[chat.model], body, limit)
 
     return app
 

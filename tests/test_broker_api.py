@@ -258,3 +258,31 @@ def test_a_task_whose_providers_are_down_fails_and_is_refunded(tmp_path: Path) -
     assert len(calls) == 3 * len(stages) >= 3 and all(a["state"] == "error" for a in done["attempts"])
     assert reports.check(store) == []
     store.close()
+
+
+def test_health_metrics_and_json_logs(live: Running, caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+
+    from modelarb.service.observability import JsonFormatter
+
+    assert httpx.get(f"{live.url}/healthz").json()["database"] == "ok"
+    with live.customer("nina") as nina, live.admin() as admin, caplog.at_level(logging.INFO, logger="modelarb"):
+        ids = [nina.post("/v1/tasks", json=replay_task(str(i))).json()["id"] for i in live.outcomes.instances[:6]]
+        nina.post("/v1/tasks", json=replay_task(str(live.outcomes.instances[0]), max_price=1e-6))
+        wait_final(nina, ids)
+        assert nina.get("/metrics").status_code == 403
+        text = admin.get("/metrics").text
+    for name in (
+        "modelarb_tasks{",
+        "modelarb_attempts{",
+        "modelarb_provider_spend{",
+        "modelarb_call_latency_seconds_bucket",
+        "modelarb_reservations_outstanding",
+        'modelarb_budget_refusals_total{limit="customer_price_or_limit"} 1.0',
+    ):
+        assert name in text, name
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "modelarb.tasks"]
+    finished = [line for line in lines if line["message"] == "task finished"]
+    assert {line["task_id"] for line in finished} == set(ids)
+    assert all("task_id" in line for line in lines)

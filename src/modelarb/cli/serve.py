@@ -65,6 +65,7 @@ def serve(
     from modelarb.core.plan import Plan
     from modelarb.service.api.app import create_app
     from modelarb.service.broker import Broker, read_replay_key
+    from modelarb.service.observability import configure_json_logs
     from modelarb.service.settings import load_providers
     from modelarb.service.store.engine import Store
 
@@ -82,6 +83,7 @@ def serve(
         verifier_commands=_commands(verifier_command),
         replay_key=read_replay_key(replay_key_file),
     )
+    configure_json_logs()
     broker = Broker(Store.open(db), Plan.load(plan), load_providers(providers), settings)
     console_err.print(
         f"modelarb broker on http://{host}:{port} · plan {broker.terms.plan_id} · "

@@ -26,6 +26,7 @@ from modelarb.errors import ServiceError
 from modelarb.service.admission import Terms, register_plan
 from modelarb.service.budget import LeaseLost
 from modelarb.service.money import to_micro
+from modelarb.service.observability import Metrics, current_task
 from modelarb.service.providers import ProviderClient
 from modelarb.service.settings import ProviderConfig, check_covers
 from modelarb.service.states import CHARGING, PER_TASK
@@ -101,12 +102,14 @@ class Broker:
         used = {p for cascade in self.plan.cascades for p in cascade.providers}
         self.clients = {name: ProviderClient(self.providers[name]) for name in sorted(used)}
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.metrics = Metrics(self.store)
         self.setup = RunnerSetup(
             store=self.store,
             clients=self.clients,
             attempt_cost_micro={p: to_micro(attempt_cost[p]) for p in used},
             verifier_context=self._verifier_context,
             lease_s=self.settings.lease_s,
+            metrics=self.metrics,
         )
         self.rng = random.Random()
         self.wake = threading.Event()
@@ -152,6 +155,7 @@ class Broker:
                     self.wake.wait(self.settings.poll_s)
                     self.wake.clear()
                     continue
+                current_task.set(task_id)
                 runner.run(task_id)
             except LeaseLost:
                 log.warning("lost the lease of task %s; another worker has it", task_id)
@@ -161,6 +165,8 @@ class Broker:
                     runner.fail(task_id, "the broker failed while running this task; see its log")
                 else:
                     self._stop.wait(self.settings.poll_s)
+            finally:
+                current_task.set(None)
 
     def _heartbeat(self) -> None:
         runner = TaskRunner(self.setup, self.worker_id)

@@ -15,6 +15,7 @@ hard limit (see `budget`).
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from modelarb.service import ledger
 from modelarb.service.budget import LeaseLost, release_call, reserve_call, settle_call
+from modelarb.service.observability import Metrics
 from modelarb.service.providers import ProviderClient, prompt_token_bound
 from modelarb.service.states import (
     CANCELLED,
@@ -42,6 +44,7 @@ from modelarb.service.store.engine import Store
 from modelarb.service.store.tables import Attempt, Call, Customer, Task, utcnow
 from modelarb.service.verifiers import Verdict, VerifierContext, verify
 
+log = logging.getLogger("modelarb.tasks")
 ATTEMPTED = ("verified", "rejected")
 MIN_MAX_TOKENS = 1
 INTERRUPTED = "interrupted: the broker stopped during this call; booked at its worst case"
@@ -57,6 +60,7 @@ class RunnerSetup:
     verifier_context: Callable[[Task, str], VerifierContext]
     lease_s: float = 30.0
     sleep: Callable[[float], None] = time.sleep
+    metrics: Metrics | None = None
 
 
 class TaskRunner:
@@ -146,11 +150,15 @@ class TaskRunner:
                 return UNSOLVED
             result = self._attempt(task, stage, provider, len(costs), prompt_tokens, max_tokens, cap)
             if result is None:  # the reservation did not fit
+                if self.setup.metrics is not None:
+                    self.setup.metrics.refusals.labels("task_cap").inc()
                 return UNSOLVED
             attempt, retryable, retry_after = result
             if attempt.state == "error":
                 if not retryable or retries >= client.config.max_retries:
                     return FAILED
+                if self.setup.metrics is not None:
+                    self.setup.metrics.retries.labels(provider).inc()
                 self.setup.sleep(client.backoff_s(retries, retry_after, self.rng))
                 retries += 1
                 continue
@@ -177,6 +185,9 @@ class TaskRunner:
         if task.instance:
             metadata["instance"] = task.instance
         outcome = client.call(task.messages, max_tokens=max_tokens, call_id=call_id, metadata=metadata)
+        if self.setup.metrics is not None:
+            self.setup.metrics.call_latency.labels(provider).observe(outcome.latency_s)
+            self.setup.metrics.calls.labels(provider, "ok" if outcome.ok else "error").inc()
         reported = worst if outcome.ok and outcome.usage_missing else int(outcome.reported_cost_micro or 0)
         notes = [] if outcome.ok else [outcome.error or "the call failed"]
         if outcome.ok and outcome.usage_missing:
@@ -197,6 +208,18 @@ class TaskRunner:
             row.input_tokens, row.output_tokens = outcome.input_tokens, outcome.output_tokens
             row.cost_micro, row.latency_ms = booked, outcome.latency_s * 1000
             row.error = "; ".join(notes) or None
+        log.info(
+            "provider call",
+            extra={
+                "task_id": task.id,
+                "provider": provider,
+                "stage": stage,
+                "attempt": number,
+                "cost_micro": row.cost_micro,
+                "ok": outcome.ok,
+                "error": row.error,
+            },
+        )
         return row, outcome.retryable, outcome.retry_after_s
 
     def _verify(self, task: Task, attempt: Attempt) -> Verdict:
@@ -219,6 +242,8 @@ class TaskRunner:
             task = self._check_lease(session, task_id)
             finish(session, task, state, solution)
             task.error = error
+            charged = task.charged_micro
+        log.info("task finished", extra={"task_id": task_id, "state": state, "charged_micro": charged, "error": error})
         return state
 
     def fail(self, task_id: str, error: str) -> None:

@@ -34,7 +34,9 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into one JSON error."""
 
     @app.exception_handler(Rejected)
-    async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
+    async def _rejected(request: Request, exc: Rejected) -> JSONResponse:
+        if exc.reason == "payment":
+            request.app.state.broker.metrics.refusals.labels("customer_price_or_limit").inc()
         return error_response(STATUS.get(exc.reason, 400), exc.reason, str(exc))
 
     @app.exception_handler(ModelarbError)

@@ -1,17 +1,22 @@
-"""`modelarb replay ...`: serve a market's recorded attempts as OpenAI-compatible providers."""
+"""`modelarb replay ...`: serve a market's recorded attempts as OpenAI-compatible providers, and check a plan live."""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from modelarb.cli import options
 from modelarb.cli.output import console, console_err
 from modelarb.errors import ServiceError
+
+if TYPE_CHECKING:
+    from modelarb.service.replay.check import LiveCheck
 
 KEY_ENV = "MODELARB_REPLAY_KEY"
 
@@ -143,3 +148,141 @@ def serve(
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])
+
+
+@replay_app.command("run")
+def run(
+    plan_path: Path = typer.Option(
+        ..., "--plan", help="A plan written by `modelarb plan fit`.", dir_okay=False, show_default=False
+    ),
+    data: Path | None = options.DataOption,
+    tasks: int = typer.Option(2000, "--tasks", min=1, help="How many tasks to buy."),
+    concurrency: int = typer.Option(32, "--concurrency", min=1, max=1024, help="Customers with a task in flight."),
+    broker: str | None = typer.Option(
+        None, "--broker", help="URL of a running broker (default: start one here).", show_default=False
+    ),
+    key: str | None = typer.Option(
+        None, "--key", help="A customer's key for --broker (default: $MODELARB_API_KEY).", show_default=False
+    ),
+    workers: int = typer.Option(8, "--workers", min=1, max=256, help="Worker threads of the broker started here."),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="Database URL of the broker started here (default: a temporary SQLite file).",
+        show_default=False,
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the instances drawn and of the replay market's draws."),
+    json_path: Path | None = options.JsonOption,
+) -> None:
+    """Check a plan live: buy tasks from a broker serving it over the replay market, as customers would.
+
+    Without --broker, starts in this process the replay market of the plan's providers over --data
+    and a broker serving the plan over it (on loopback; a fresh SQLite database unless --db), and
+    checks its ledger at the end. With --broker, sends the tasks to that broker with --key (or
+    $MODELARB_API_KEY); the data still gives the instances.
+
+    Each task solves an instance drawn at random (with replacement, seeded) from the data, verified
+    by the replay market's signed outcome, charged per task at the quoted price. --concurrency
+    customers each submit a task and poll it until it ends, then submit the next. Reports the realised
+    solve rate (Wilson 95% interval), spend and revenue per task (normal 95% intervals) and margin
+    (delta method) beside the plan's live predictions; tasks by state; throughput from the first
+    submission to the last task seen final; latency percentiles from admission to the final state
+    (the broker's clock).
+
+    JSON keys: tasks, cost_unit, price (the quoted price per task); solve_rate, spend_per_task,
+    revenue_per_task, margin: each {realised, ci95: [low, high], predicted, inside_ci} (margin also
+    method: "delta"); states ({state: count}); wall_s; throughput_per_s; latency_s ({p50, p90, p99});
+    concurrency; seed; broker ("started" or its URL); same_data_as_fit; ledger ({balanced, problems};
+    balanced is null with --broker).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from modelarb.cli.output import write_json
+    from modelarb.core.plan import Plan
+    from modelarb.service.replay.check import TaskRecord, run_check
+
+    if broker is None and key is not None:
+        raise ServiceError("--key is the key of the broker given by --broker; without --broker a broker is started")
+    if broker is not None and db is not None:
+        raise ServiceError("--db is the database of the broker started here; drop it with --broker")
+    fitted = Plan.load(plan_path)
+    outcomes = options.market(data, ",".join(fitted.providers))
+    progress = Progress(
+        TextColumn("tasks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[solved]} solved"),
+        TimeElapsedColumn(),
+        console=console_err,
+        transient=True,
+    )
+    bar = progress.add_task("tasks", total=tasks, solved=0, visible=False)
+    solved = 0
+
+    def done(record: TaskRecord) -> None:
+        nonlocal solved
+        solved += record.state == "solved"
+        progress.update(bar, advance=1, solved=solved)
+
+    with progress:
+        result = run_check(
+            fitted,
+            outcomes,
+            tasks=tasks,
+            concurrency=concurrency,
+            broker_url=broker,
+            key=key,
+            workers=workers,
+            db=db,
+            seed=seed,
+            on_start=lambda _n: progress.update(bar, visible=True),
+            on_done=done,
+        )
+    _print_check(result)
+    write_json(json_path, result.to_dict())
+
+
+def _print_check(result: LiveCheck) -> None:
+    from modelarb.cli.output import money, table
+
+    unit = result.cost_unit
+
+    def share(value: float) -> str:
+        return f"{value:.3f}" if math.isfinite(value) else "—"
+
+    def cash(value: float) -> str:
+        return money(value, unit) if math.isfinite(value) else "—"
+
+    rows = []
+    for name, figure, show in (
+        ("solve rate", result.solve_rate, share),
+        ("spend / task", result.spend, cash),
+        ("revenue / task", result.revenue, cash),
+        (f"margin ({result.margin_method} method)", result.margin, share),
+    ):
+        inside = "yes" if figure.covers else "[bold red]no[/]"
+        rows.append(
+            [name, show(figure.realised), f"{show(figure.low)} – {show(figure.high)}", show(figure.predicted), inside]
+        )
+    table(
+        f"live check: {result.tasks} tasks at {cash(result.price)} each ({result.broker} broker)",
+        ["", "realised", "95% CI", "plan predicts", "plan inside CI"],
+        rows,
+    )
+    states = ", ".join(f"{state} {count}" for state, count in result.states.items())
+    latency = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result.latency_s.items())
+    console.print(f"tasks: {states}", highlight=False)
+    console.print(
+        f"throughput: {result.throughput:.1f} tasks/s over {result.wall_s:.1f} s at concurrency {result.concurrency}; "
+        f"latency (admitted to final): {latency}",
+        highlight=False,
+    )
+    if not result.same_data_as_fit:
+        console_err.print("note: the plan was fitted on other data than --data; its predictions may not apply")
+    if result.ledger_balanced is not None:
+        if result.ledger_balanced:
+            console.print("ledger: balanced", highlight=False)
+        else:
+            console.print(f"[bold red]ledger: {len(result.ledger_problems)} problem(s)[/]")
+            for problem in result.ledger_problems[:10]:
+                console.print(f"  {problem}", highlight=False)

@@ -1,4 +1,4 @@
-"""Providers that fail in every way a real one does: every task ends, nothing is overspent, every reported cent is booked."""
+"""Providers failing every way a real one does: every task ends, nothing is overspent, every reported cent is booked."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import concurrent.futures
 import time
 from pathlib import Path
 
-from broker_setup import PROVIDERS, replay_task, running_broker, wait_final
 from sqlalchemy import func, select
 
+from broker_setup import PROVIDERS, replay_task, running_broker, wait_final
 from modelarb.service import reports
 from modelarb.service.replay.faults import Faults
 from modelarb.service.states import FAILED, FINAL, PER_TASK, SOLVED

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from broker_process import BrokerProcess
 from broker_setup import REPLAY_KEY, providers_file, replay_task, synthetic_market, synthetic_plan, wait_final
 from modelarb.service import reports
 from modelarb.service.keys import create_key
@@ -23,10 +20,11 @@ from modelarb.service.replay.market import create_replay_app
 from modelarb.service.states import FINAL
 from modelarb.service.store.engine import Store
 from modelarb.service.store.migrate import upgrade
-from modelarb.service.store.tables import LedgerTransaction, Task
+from modelarb.service.store.tables import Call, LedgerTransaction, Task
 from servers import serve_in_thread
 
 CALL_DELAY_S = 0.05
+TASKS = 200
 
 
 class Slow:
@@ -39,46 +37,6 @@ class Slow:
         if scope["type"] == "http":
             await asyncio.sleep(CALL_DELAY_S)
         await self.app(scope, receive, send)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class BrokerProcess:
-    """`modelarb serve` in a subprocess."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log.open("ab")
-        command = [sys.executable, "-m", "modelarb", "serve", *args, "--port", str(self.port)]
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the broker did not start: {log.read_text()}")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
 
 
 @pytest.fixture
@@ -118,15 +76,16 @@ def test_a_broker_killed_mid_run_resumes_every_task(store_url: str, tmp_path: Pa
     first = BrokerProcess(args, tmp_path / "broker.log")
     try:
         with httpx.Client(base_url=first.url, headers=headers, timeout=30) as client:
-            ids = [client.post("/v1/tasks", json=replay_task(str(i))).json()["id"] for i in outcomes.instances[:48]]
+            instances = [str(outcomes.instances[k % outcomes.n_instances]) for k in range(TASKS)]
+            ids = [client.post("/v1/tasks", json=replay_task(i)).json()["id"] for i in instances]
             deadline = time.monotonic() + 30
-            while _count_final(store) < 8 and time.monotonic() < deadline:
+            while _count_final(store) < TASKS // 10 and time.monotonic() < deadline:
                 time.sleep(0.02)
         first.kill()
     finally:
         first.stop()
-    interrupted = len(ids) - _count_final(store)
-    assert interrupted > 0, "the run ended before the broker was killed; slow the replay market down"
+    unfinished = len(ids) - _count_final(store)
+    assert unfinished > 0, "the run ended before the broker was killed; slow the replay market down"
     second = BrokerProcess(args, tmp_path / "broker.log")
     try:
         with httpx.Client(base_url=second.url, headers=headers, timeout=30) as client:
@@ -141,6 +100,10 @@ def test_a_broker_killed_mid_run_resumes_every_task(store_url: str, tmp_path: Pa
             .group_by(LedgerTransaction.task_id)
         ).all()
     assert len(charges) == len(ids) and all(count == 1 for _, count in charges)
+    with store.reading() as session:
+        assert session.execute(select(Call).where(Call.state == "held")).first() is None
+        interrupted = session.execute(select(Call).where(Call.error.like("interrupted%"))).scalars().all()
+    assert all(call.state == "settled" and call.cost_micro == call.reserved_micro for call in interrupted)
     assert reports.check(store) == []
     store.close()
 

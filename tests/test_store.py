@@ -80,3 +80,17 @@ def test_conditional_increment_never_exceeds_its_limit(store: Store) -> None:
         final = session.execute(select(Customer.reserved_micro).where(Customer.id == customer_id)).scalar_one()
     assert final == LIMIT
     assert sum(granted) == LIMIT
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_declares(store_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from modelarb.service.store.tables import Base
+
+    store = Store.open(store_url)
+    migrate.upgrade(store.engine)
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    store.close()
+    assert differences == []

@@ -174,7 +174,9 @@ class TaskRunner:
         call_id = uuid.uuid4().hex
         worst = client.worst_case_micro(prompt_tokens, max_tokens)
         with self.setup.store.transaction() as session:
-            attempt = Attempt(task_id=task.id, stage=stage, provider=provider, number=number, state="calling")
+            attempt = Attempt(
+                task_id=task.id, stage=stage, provider=provider, number=number, state="calling", worker=self.worker
+            )
             session.add(attempt)
             session.flush()
             if not reserve_call(session, task.id, self.worker, attempt, call_id, worst, cap):

@@ -135,6 +135,7 @@ class Attempt(Base):
     `number` counts this provider's attempts on the task from 0. States: `calling` (a call is
     in flight), `responded` (a reply is stored, not yet verified), `verified`, `rejected`,
     `error` (no reply: not an attempt in the method's sense, but its reported cost is booked).
+    `worker` is the broker process that made it.
     """
 
     __tablename__ = "attempts"
@@ -145,6 +146,7 @@ class Attempt(Base):
     provider: Mapped[str] = mapped_column(String(200))
     number: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
+    worker: Mapped[str | None] = mapped_column(String(64))
     input_tokens: Mapped[int | None]
     output_tokens: Mapped[int | None]
     cost_micro: Mapped[int] = mapped_column(default=0)

@@ -503,3 +503,14 @@ def test_metadata_is_sent_only_when_the_provider_config_asks(provider_server) ->
         assert client.call([{"role": "user", "content": "x"}], max_tokens=5, call_id="m0", metadata={"task": "1"}).ok
     _, _, body = next(r for r in seen.requests if r[1].get("Idempotency-Key") == "m0")
     assert "metadata" not in body
+
+
+def test_a_failure_to_connect_is_not_billed_but_a_timeout_may_be(provider_server) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with ProviderClient(config(f"http://127.0.0.1:{port}/v1")) as client:
+        refused = client.call([{"role": "user", "content": "x"}], max_tokens=5, call_id="r", metadata=None)
+    assert not refused.ok and not refused.usage_missing
+    slow = call(provider_server, "slow", timeout_s=0.3)
+    assert not slow.ok and slow.usage_missing  # the provider may finish and bill it: booked at the worst case

@@ -12,6 +12,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -135,24 +136,45 @@ class ProviderClient:
 
         `metadata` goes with the request only when the provider's config says `send_metadata`.
         """
+        body, headers = self._request(messages, max_tokens, call_id, metadata)
+        with self._slots:
+            started = time.monotonic()
+            try:
+                response = self._http.post(self._url, json=body, headers=headers, timeout=self._timeout)
+            except httpx.TimeoutException as exc:
+                error = f"timed out after {self.config.timeout_s:g} s ({type(exc).__name__})"
+                return _failure(error, started, billed=_sent(exc))
+            except httpx.TransportError as exc:
+                error = f"connection failed: {_short(str(exc) or type(exc).__name__)}"
+                return _failure(error, started, billed=_sent(exc))
+            except httpx.HTTPError as exc:
+                return _failure(f"request failed: {_short(str(exc) or type(exc).__name__)}", started, retryable=False)
+            latency = time.monotonic() - started
+        return self._read(response, latency)
+
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int,
+        call_id: str,
+        metadata: dict[str, str] | None = None,
+    ) -> StreamedCall:
+        """One streaming request (usage asked for in the last chunk): iterate the result for content deltas."""
+        body, headers = self._request(messages, max_tokens, call_id, metadata)
+        body.update(stream=True, stream_options={"include_usage": True})
+        return StreamedCall(self, body, headers)
+
+    def _request(
+        self, messages: list[dict[str, Any]], max_tokens: int, call_id: str, metadata: dict[str, str] | None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         body: dict[str, Any] = {"model": self.config.model, "messages": messages, "max_tokens": max_tokens}
         if metadata and self.config.send_metadata:
             body["metadata"] = metadata
         headers = {"Idempotency-Key": call_id, "X-Request-Id": call_id}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        with self._slots:
-            started = time.monotonic()
-            try:
-                response = self._http.post(self._url, json=body, headers=headers, timeout=self._timeout)
-            except httpx.TimeoutException as exc:
-                return _failure(f"timed out after {self.config.timeout_s:g} s ({type(exc).__name__})", started)
-            except httpx.TransportError as exc:
-                return _failure(f"connection failed: {_short(str(exc) or type(exc).__name__)}", started)
-            except httpx.HTTPError as exc:
-                return _failure(f"request failed: {_short(str(exc) or type(exc).__name__)}", started, retryable=False)
-            latency = time.monotonic() - started
-        return self._read(response, latency)
+        return body, headers
 
     def backoff_s(self, retry_number: int, retry_after_s: float | None, rng: random.Random) -> float:
         """Delay before the next retry, `retry_number` retries having been made (0 before the first).
@@ -247,6 +269,88 @@ class ProviderClient:
         return prompt, completion
 
 
+class StreamedCall:
+    """A streaming call: iterating it yields the reply's content deltas as they arrive.
+
+    `outcome` is set once iteration ends, as for `call`: usage from the last chunk (or
+    `usage_missing`), and when the consumer stops early, a failed outcome whose usage is missing
+    (the provider may bill the whole generation, so the caller books the worst case).
+    """
+
+    def __init__(self, client: ProviderClient, body: dict[str, Any], headers: dict[str, str]) -> None:
+        self.client, self.body, self.headers = client, body, headers
+        self.outcome: CallOutcome | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        client = self.client
+        parts: list[str] = []
+        usage: tuple[int, int] | None = None
+        finish: str | None = None
+        with client._slots:
+            started = time.monotonic()
+            try:
+                with client._http.stream(
+                    "POST", client._url, json=self.body, headers=self.headers, timeout=client._timeout
+                ) as response:
+                    if not 200 <= response.status_code < 300:
+                        response.read()
+                        self.outcome = client._read(response, time.monotonic() - started)
+                        return
+                    for line in response.iter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[len("data:") :].strip()
+                        if data == "[DONE]":
+                            break
+                        try:
+                            chunk = json.loads(data)
+                        except ValueError:
+                            self.outcome = _failure(f"malformed stream chunk: {_short(data)}", started, billed=True)
+                            return
+                        usage = client._usage(chunk) or usage
+                        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+                        for choice in choices if isinstance(choices, list) else []:
+                            if not isinstance(choice, dict):
+                                continue
+                            delta = choice.get("delta")
+                            content = delta.get("content") if isinstance(delta, dict) else None
+                            if isinstance(content, str) and content:
+                                parts.append(content)
+                                yield content
+                            if isinstance(choice.get("finish_reason"), str):
+                                finish = choice["finish_reason"]
+            except httpx.TimeoutException as exc:
+                error = f"timed out after {client.config.timeout_s:g} s ({type(exc).__name__})"
+                self.outcome = _failure(error, started, billed=_sent(exc))
+                return
+            except httpx.TransportError as exc:
+                error = f"connection failed: {_short(str(exc) or type(exc).__name__)}"
+                self.outcome = _failure(error, started, billed=_sent(exc))
+                return
+            except GeneratorExit:
+                self.outcome = _failure("the stream was abandoned by its consumer", started, billed=True)
+                raise
+            self.outcome = CallOutcome(
+                ok=True,
+                text="".join(parts),
+                input_tokens=usage[0] if usage else None,
+                output_tokens=usage[1] if usage else None,
+                reported_cost_micro=client.cost_micro(*usage) if usage else None,
+                finish_reason=finish,
+                status_code=response.status_code,
+                error=None,
+                retryable=False,
+                retry_after_s=None,
+                latency_s=time.monotonic() - started,
+                usage_missing=usage is None,
+            )
+
+
+def _sent(exc: httpx.HTTPError) -> bool:
+    """Whether the request may have reached the provider (so it may bill it): all but failures to connect."""
+    return not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
 def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -270,7 +374,8 @@ def _message_text(content: Any) -> str | None:
     return None
 
 
-def _failure(error: str, started: float, *, retryable: bool = True) -> CallOutcome:
+def _failure(error: str, started: float, *, retryable: bool = True, billed: bool = False) -> CallOutcome:
+    """A call that gave no usable reply; `billed`: the provider may have billed it (its usage is unknown)."""
     return CallOutcome(
         ok=False,
         text=None,
@@ -283,7 +388,7 @@ def _failure(error: str, started: float, *, retryable: bool = True) -> CallOutco
         retryable=retryable,
         retry_after_s=None,
         latency_s=time.monotonic() - started,
-        usage_missing=False,
+        usage_missing=billed,
     )
 
 

@@ -190,10 +190,10 @@ class TaskRunner:
         if self.setup.metrics is not None:
             self.setup.metrics.call_latency.labels(provider).observe(outcome.latency_s)
             self.setup.metrics.calls.labels(provider, "ok" if outcome.ok else "error").inc()
-        reported = worst if outcome.ok and outcome.usage_missing else int(outcome.reported_cost_micro or 0)
+        reported = worst if outcome.usage_missing else int(outcome.reported_cost_micro or 0)
         notes = [] if outcome.ok else [outcome.error or "the call failed"]
-        if outcome.ok and outcome.usage_missing:
-            notes.append("the provider reported no usage; booked at the call's worst case")
+        if outcome.usage_missing:
+            notes.append("no usage reported for a call the provider may bill; booked at the call's worst case")
         if reported > worst:
             notes.append(f"reported usage costs {reported} micro-units, above the call's worst case; booked at it")
         with self.setup.store.transaction() as session:

@@ -117,6 +117,7 @@ def run_sandboxed(
     readonly_paths: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
     kind: str | None = None,
+    network: bool = False,
 ) -> SandboxResult:
     """Run `argv` in `workdir` (a fresh directory the caller made and will remove) inside the sandbox.
 
@@ -124,7 +125,8 @@ def run_sandboxed(
     checker installation; `extra_env` adds variables to the minimal environment. `kind` forces a
     sandbox kind (default `sandbox_kind()`). Never raises for anything the command does; raises
     ValueError for a bad argument. Under `rlimits` as root, the command and its interpreter must be
-    reachable by any user (not under /root), since it runs as a throwaway user.
+    reachable by any user (not under /root), since it runs as a throwaway user. `network` shares the
+    host's network (an agent harness must reach the broker's gateway); everything else stays contained.
     """
     kind = kind or sandbox_kind()
     if kind not in SANDBOX_KINDS:
@@ -141,7 +143,7 @@ def run_sandboxed(
     launch = [sys.executable, "-I", "-S", "-c", _LAUNCHER, *(str(v) for v in limits), "--", *argv]
     env = {**(extra_env or {}), **_environment(workdir)}
     if kind == "bwrap":
-        command = [*_bwrap_prefix(workdir, env, readonly_paths, as_root=uid >= 0), *launch]
+        command = [*_bwrap_prefix(workdir, env, readonly_paths, as_root=uid >= 0, network=network), *launch]
         env = {}
     else:
         command = launch
@@ -179,13 +181,17 @@ def _environment(workdir: Path) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
 
 
-def _bwrap_prefix(workdir: Path, env: dict[str, str], readonly_paths: Sequence[str], *, as_root: bool) -> list[str]:
+def _bwrap_prefix(
+    workdir: Path, env: dict[str, str], readonly_paths: Sequence[str], *, as_root: bool, network: bool = False
+) -> list[str]:
     # As root, no user namespace: the launcher needs CAP_SETUID to drop to the throwaway user (and a
     # real unprivileged uid is what makes RLIMIT_NPROC bite). As another user, bwrap creates one.
     if as_root:
-        unshare = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        unshare = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+        unshare += [] if network else ["--unshare-net"]
     else:
         unshare = ["--unshare-all", "--unshare-user", "--cap-drop", "ALL", "--disable-userns"]
+        unshare += ["--share-net"] if network else []
     args = ["bwrap", *unshare, "--die-with-parent", "--new-session", "--clearenv"]
     for name, value in env.items():
         args += ["--setenv", name, value]

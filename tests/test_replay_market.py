@@ -207,7 +207,16 @@ def test_a_long_prompt_is_cut_to_the_recorded_cost(http: httpx.Client) -> None:
         ({"model": "cheap", "metadata": {"instance": "inst-a", "attempt": "²"}}, 400, "attempt"),
         ({"model": "cheap", "metadata": {"instance": None}}, 400, "metadata"),
         ({"model": "cheap", "metadata": {"instance": "inst-a"}, "max_tokens": 0}, 400, "max_tokens"),
-        ({"model": "cheap", "metadata": {"instance": "inst-a"}, "stream": True}, 400, "stream"),
+        (
+            {
+                "model": "cheap",
+                "metadata": {"instance": "inst-a"},
+                "stream": True,
+                "stream_options": {"include_usage": 2},
+            },
+            400,
+            "stream_options",
+        ),
         ({"model": "cheap", "metadata": {"instance": "inst-a"}, "messages": []}, 400, "messages"),
         ({"model": "cheap", "metadata": {"instance": "inst-a"}, "messages": "hi"}, 400, "messages"),
     ],

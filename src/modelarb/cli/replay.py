@@ -115,6 +115,13 @@ def serve(
     seed: int = SeedOption,
     providers_file_out: Path | None = ProvidersFileOutOption,
     max_tokens: int = MaxTokensOption,
+    turns: int = typer.Option(
+        1,
+        "--turns",
+        min=1,
+        help="Calls per recorded attempt for agent harnesses: a call with metadata.turn gets that turn of "
+        "a conversation whose calls together bill the recorded cost, the last one carrying the outcome.",
+    ),
 ) -> None:
     """Serve each provider's recorded attempts as an OpenAI-compatible model at http://HOST:PORT/v1.
 
@@ -129,7 +136,7 @@ def serve(
 
     outcomes = options.market(data, providers, unit)
     key = replay_key(key_file)
-    app = create_replay_app(outcomes, key, seed=seed)
+    app = create_replay_app(outcomes, key, seed=seed, turns=turns)
     sock = _listening_socket(host, port)
     bound_port = sock.getsockname()[1]
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"

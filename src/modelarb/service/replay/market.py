@@ -5,16 +5,22 @@ with one recorded attempt of that cell, drawn without replacement within the bro
 (`metadata.task`, `metadata.attempt`) by a seeded permutation, so the market keeps no state. The reply
 ends with a signed outcome line (see `signing`) and bills, in `usage`, tokens that cost the cell's
 recorded mean cost per attempt at the market's prices.
+
+A market with `turns` > 1 serves agent harnesses: a call carrying `metadata.turn` gets one turn of a
+conversation of `turns` calls that together bill the recorded cost; only the last turn carries the
+outcome. A call with `stream: true` gets the same reply as OpenAI's server-sent chunks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import math
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -22,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelarb.data.outcomes import Outcomes
@@ -123,6 +129,11 @@ class ChatMessage(BaseModel):
     content: str | list[ContentPart] | None = None
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool | None = None
+
+
 class ChatRequest(BaseModel):
     """The fields of an OpenAI chat-completions request the replay market reads; others are ignored."""
 
@@ -133,6 +144,7 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     metadata: dict[str, str | int] | None = None
     stream: bool | None = None
+    stream_options: StreamOptions | None = None
     n: int | None = None
 
 
@@ -150,21 +162,27 @@ class ReplayRequestError(Exception):
 
 @dataclass(frozen=True)
 class Reply:
-    """One replayed attempt: what the chat-completions response reports."""
+    """One call of a replayed attempt: what the chat-completions response reports.
+
+    `outcome` is None on the turns of a multi-turn attempt before the last.
+    """
 
     content: str
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
-    outcome: Outcome
+    outcome: Outcome | None
 
 
 class ReplayMarket:
     """Lookups over one market's recorded attempts: which attempt a call gets, what it bills, its signed outcome."""
 
-    def __init__(self, outcomes: Outcomes, key: bytes, prices: ReplayPrices, seed: int) -> None:
+    def __init__(self, outcomes: Outcomes, key: bytes, prices: ReplayPrices, seed: int, turns: int = 1) -> None:
         if not key:
             raise ServiceError("the replay key is empty; give the key the broker's replay verifier uses")
+        if turns < 1:
+            raise ServiceError(f"turns must be at least 1 (calls per recorded attempt), got {turns}")
+        self.turns = turns
         if not np.isfinite(outcomes.cost).all():
             raise ServiceError("the market has a cost per attempt that is not a finite number; fix the data")
         self.providers = outcomes.providers
@@ -201,10 +219,35 @@ class ReplayMarket:
             )
         return column
 
+    def share_of_cost(self, cost_micro: Decimal, turn: int | None) -> tuple[Decimal, bool]:
+        """(what call `turn` bills of an attempt recorded at `cost_micro`, whether it is a final turn).
+
+        Turns before the last bill `cost_micro / turns` each, the last turn the rest, so the `turns`
+        calls together bill `cost_micro`; a turn past the last bills one more share. Without a turn,
+        or with one turn per attempt, the call is the whole attempt.
+        """
+        if turn is None or self.turns == 1:
+            return cost_micro, True
+        share = cost_micro / self.turns
+        if turn == self.turns - 1:
+            return cost_micro - share * (self.turns - 1), True
+        return share, turn >= self.turns
+
     def reply(
-        self, provider: str, instance: str, task: str, attempt: int, prompt_tokens: int, max_tokens: int | None
+        self,
+        provider: str,
+        instance: str,
+        task: str,
+        attempt: int,
+        prompt_tokens: int,
+        max_tokens: int | None,
+        turn: int | None = None,
     ) -> Reply:
-        """The `attempt`-th attempt (0-based) of `provider` on `instance` within `task`."""
+        """Call `turn` (None: the only call) of the `attempt`-th attempt (0-based) of `provider` on `instance`.
+
+        A final turn ends with the signed outcome; a reply cut at `max_tokens` bills `max_tokens`
+        completion tokens, and a final one cut short is unsolved.
+        """
         column = self.column_of(provider)
         row = self.rows.get(instance)
         if row is None:
@@ -217,10 +260,14 @@ class ReplayMarket:
         recorded = draw_order(self.seed, task, provider, instance, n)[attempt % n]
         solved = self.attempts[self.offsets[row][column] + recorded]
         input_price, output_price = self.prices.of(provider)
-        prompt, completion = tokens_for_cost(self.cost_micro[row][column], prompt_tokens, input_price, output_price)
+        cost_micro, final = self.share_of_cost(self.cost_micro[row][column], turn)
+        prompt, completion = tokens_for_cost(cost_micro, prompt_tokens, input_price, output_price)
         finish_reason = "stop"
         if max_tokens is not None and completion > max_tokens:
             completion, solved, finish_reason = max_tokens, False, "length"
+        if not final and turn is not None:
+            content = f"Replay turn {turn + 1} of {self.turns} by {provider} on {instance}: keep going."
+            return Reply(content, finish_reason, prompt, completion, None)
         outcome = Outcome(instance, provider, attempt, bool(solved))
         verdict = "cut off at max_tokens" if finish_reason == "length" else ("solved" if solved else "not solved")
         content = (
@@ -239,19 +286,123 @@ def _parse(body: bytes) -> ChatRequest:
         raise ReplayRequestError(400, f"invalid request: {where}: {first['msg']}", where or None) from None
 
 
-def _task_and_attempt(metadata: Mapping[str, str | int] | None) -> tuple[str, str, int]:
+def _count(metadata: Mapping[str, str | int], name: str, what: str) -> int | None:
+    value = metadata.get(name)
+    if value is None:
+        return None
+    text = str(value)
+    if not (text.isascii() and text.isdigit()):
+        raise ReplayRequestError(400, f"metadata.{name} {text!r} must be {what}: 0, 1, 2, ...", "metadata")
+    return int(text)
+
+
+def _call_of(metadata: Mapping[str, str | int] | None, turns: int) -> tuple[str, str, int, int | None]:
+    """(instance, task, attempt, turn) of a call; the turn is read only by a multi-turn market."""
     metadata = metadata or {}
     instance = metadata.get("instance")
     if instance is None or instance == "":
         raise ReplayRequestError(
             400, "metadata.instance is required: the id of the recorded instance this call attempts", "metadata"
         )
-    attempt_text = str(metadata.get("attempt", "0"))
-    if not (attempt_text.isascii() and attempt_text.isdigit()):
-        raise ReplayRequestError(
-            400, f"metadata.attempt {attempt_text!r} must be this provider's attempt number: 0, 1, 2, ...", "metadata"
-        )
-    return str(instance), str(metadata.get("task", "")), int(attempt_text)
+    attempt = _count(metadata, "attempt", "this provider's attempt number") or 0
+    turn = _count(metadata, "turn", "the number of this call within its attempt") if turns > 1 else None
+    return str(instance), str(metadata.get("task", "")), attempt, turn
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    total = reply.prompt_tokens + reply.completion_tokens
+    return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens, "total_tokens": total}
+
+
+def _completion(completion_id: str, created: int, model: str, reply: Reply) -> dict[str, Any]:
+    message = {"role": "assistant", "content": reply.content}
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason, "logprobs": None}],
+        "usage": _usage(reply),
+    }
+
+
+STREAM_PIECES = 4
+
+
+def _content_pieces(content: str) -> list[str]:
+    """The content cut into at most `STREAM_PIECES` consecutive pieces, as the content deltas stream it."""
+    size = max(1, math.ceil(len(content) / STREAM_PIECES))
+    return [content[start : start + size] for start in range(0, len(content), size)]
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def _stream_events(
+    completion_id: str, created: int, model: str, reply: Reply, usage_chunk: bool, usage: dict[str, int] | None
+) -> list[bytes]:
+    """The server-sent events of a streamed reply, as OpenAI sends them.
+
+    A role chunk, the content in a few chunks, a chunk with the finish reason and, when `usage_chunk`,
+    a last chunk without choices carrying `usage` (left out when `usage` is None); then `[DONE]`.
+    Every chunk carries `usage: null` when a usage chunk is asked for.
+    """
+    head: dict[str, Any] = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+
+    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return _sse({**head, "choices": [choice], **({"usage": None} if usage_chunk else {})})
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": piece}) for piece in _content_pieces(reply.content)]
+    events.append(chunk({}, reply.finish_reason))
+    if usage_chunk and usage is not None:
+        events.append(_sse({**head, "choices": [], "usage": usage}))
+    events.append(SSE_DONE)
+    return events
+
+
+async def _streamed(
+    chat: ChatRequest, reply: Reply, fault: str | None, faults: Faults | None, limit: int | None
+) -> Response:
+    """The streamed response to `chat`: `reply` as server-sent chunks, or the fault it meets.
+
+    Errors (`500`, `429`, `429-bare`) come before any chunk; `timeout` and `slow` delay the first
+    chunk; `malformed` sends one chunk that is not JSON; `drop` hangs up after the first chunks; the
+    `usage-*` faults change (or, for `usage-missing`, leave out) the usage chunk.
+    """
+    completion_id, created = f"chatcmpl-replay-{uuid.uuid4().hex}", int(time.time())
+    usage: dict[str, int] | None = _usage(reply)
+    if fault is not None and faults is not None:
+        if fault in ("500", "429", "429-bare"):
+            return await faulty_response(fault, faults, {}, limit)
+        if fault == "malformed":
+            return Response(b'data: {"id": "chatcmpl-replay", "choices": [\n\n', media_type="text/event-stream")
+        if fault in ("timeout", "slow"):
+            await asyncio.sleep(faults.hang_s if fault == "timeout" else faults.slow_s)
+        elif fault.startswith("usage-"):  # the usage the fault reports, as `faulty_response` writes it
+            usage = json.loads(bytes((await faulty_response(fault, faults, {"usage": usage}, limit)).body)).get("usage")
+    include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+    events = _stream_events(completion_id, created, chat.model, reply, include_usage, usage)
+    if fault == "drop":
+        sent = events[: len(events) // 2]
+
+        async def some_then_hang_up() -> AsyncIterator[bytes]:
+            for event in sent:
+                yield event
+            raise ConnectionAbortedError("replay fault: connection dropped mid-stream")
+
+        return StreamingResponse(some_then_hang_up(), media_type="text/event-stream")
+
+    async def all_events() -> AsyncIterator[bytes]:
+        for event in events:
+            yield event
+
+    return StreamingResponse(all_events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
 
 def create_replay_app(
@@ -261,14 +412,29 @@ def create_replay_app(
     *,
     seed: int = 0,
     faults: Mapping[str, Faults] | None = None,
+    turns: int = 1,
 ) -> FastAPI:
     """An OpenAI-compatible app serving `outcomes`' providers as models (`/v1/models`, `/v1/chat/completions`).
 
     `key` signs the outcome lines (the broker's replay verifier holds the same key); `prices` are per
     million input and output tokens in the data's cost unit (default 1 and 1); `seed` fixes the draws;
     `faults` makes the named providers fail in the ways and at the rates given (see `faults`).
+
+    With `turns` > 1, a call whose `metadata.turn` is t (0, 1, ...) is turn t of the recorded attempt
+    (drawn by task and attempt as ever) served as a conversation of `turns` calls: a turn before the
+    last replies "Replay turn t+1 of N by PROVIDER on INSTANCE: keep going." and bills `cost / turns`;
+    the last (t = turns - 1) replies with the signed outcome and bills the rest; a turn past the last
+    bills one more share and replies with the final content again. Each call bills its share to within
+    half a token's price (the output price; the input price when the prompt alone costs more than the
+    share), so the `turns` calls of an attempt together bill its recorded cost to within
+    `turns` x max(input price, output price) / 2. `max_tokens` cuts each call on its own: a cut
+    turn bills `max_tokens` completion tokens, and a cut final turn is unsolved. Without
+    `metadata.turn`, or with `turns` = 1, a call is the whole attempt.
+
+    `stream: true` answers the same reply, bill and outcome as server-sent `chat.completion.chunk`s
+    (with a usage chunk when `stream_options.include_usage`).
     """
-    market = ReplayMarket(outcomes, key, ReplayPrices.book(outcomes.providers, prices), seed)
+    market = ReplayMarket(outcomes, key, ReplayPrices.book(outcomes.providers, prices), seed, turns)
     faults = dict(faults or {})
     unknown = sorted(set(faults) - set(outcomes.providers))
     if unknown:
@@ -295,36 +461,18 @@ def create_replay_app(
     async def chat_completions(request: Request) -> Response:
         try:
             chat = _parse(await request.body())
-            if chat.stream:
-                raise ReplayRequestError(400, "streaming is not supported by the replay market", "stream")
             if chat.n not in (None, 1):
                 raise ReplayRequestError(400, "the replay market answers one choice per call (n = 1)", "n")
             market.column_of(chat.model)
-            instance, task, attempt = _task_and_attempt(chat.metadata)
+            instance, task, attempt, turn = _call_of(chat.metadata, market.turns)
             limit = chat.max_completion_tokens if chat.max_completion_tokens is not None else chat.max_tokens
-            reply = market.reply(chat.model, instance, task, attempt, prompt_tokens_of(chat.messages), limit)
+            reply = market.reply(chat.model, instance, task, attempt, prompt_tokens_of(chat.messages), limit, turn)
         except ReplayRequestError as error:
             return error.response()
         fault = faults[chat.model].draw() if chat.model in faults else None
-        body = {
-            "id": f"chatcmpl-replay-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": chat.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": reply.content},
-                    "finish_reason": reply.finish_reason,
-                    "logprobs": None,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": reply.prompt_tokens,
-                "completion_tokens": reply.completion_tokens,
-                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-            },
-        }
+        if chat.stream:
+            return await _streamed(chat, reply, fault, faults.get(chat.model), limit)
+        body = _completion(f"chatcmpl-replay-{uuid.uuid4().hex}", int(time.time()), chat.model, reply)
         if fault is None:
             return JSONResponse(body)
         return await faulty_response(fault, faults[chat.model], body, limit)

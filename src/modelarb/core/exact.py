@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import factorial, prod
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from modelarb.core.bounds import CELLS, GRID, CompletionBound, cell_of
 from modelarb.core.cascade import Cascade
 from modelarb.core.exact_curves import Breakpoints, evaluate, provider_cost_curves
 from modelarb.core.hull import lower_hull, read_hull
-from modelarb.core.passk import attempts_within, failure_probability
+from modelarb.core.passk import FailureTable, attempts_within
 from modelarb.core.result import ArbitrageResult
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
@@ -35,21 +36,25 @@ Orders = Literal["all"] | Sequence[Sequence[str]] | None
 
 EXHAUSTIVE_CASCADES = 20_000_000  # search every cascade when there are at most this many
 EXHAUSTIVE_PREFIX_CELLS = 10_000_000  # ... and every prefix's unsolved chances (prefixes × instances) fit
+BRANCH_DEPTH = 3  # otherwise branch and bound when cascades have at most this many stages
+BRANCH_PREFIX_CELLS = 40_000_000  # ... while the open prefixes' unsolved chances fit; beyond, beam search
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 SWEEP_BYTES = 16 * 2**20  # one (prefixes × steps) array of a sweep
 
 
 @dataclass(frozen=True, eq=False)
 class _Points:
-    """Cascades with their mean solve and spend: stages (n, M) as provider columns (-1 pads), caps (n, M)."""
+    """Cascades with their mean solve and spend: stages (n, M) as provider columns (-1 pads), caps (n, M),
+    and `parent`, the row of the prefix each was extended from (-1: none)."""
 
     solve: Array
     spend: Array
     stages: Index
     caps: Array
+    parent: Index
 
     def take(self, index: Index) -> _Points:
-        return _Points(self.solve[index], self.spend[index], self.stages[index], self.caps[index])
+        return _Points(self.solve[index], self.spend[index], self.stages[index], self.caps[index], self.parent[index])
 
     @staticmethod
     def joined(parts: Sequence[_Points]) -> _Points:
@@ -58,6 +63,7 @@ class _Points:
             np.concatenate([p.spend for p in parts]),
             np.concatenate([p.stages for p in parts]),
             np.concatenate([p.caps for p in parts]),
+            np.concatenate([p.parent for p in parts]),
         )
 
     def hull(self) -> _Points:
@@ -85,7 +91,17 @@ class _Sweep:
         r, g = np.divmod(flat, self.solve.shape[1])
         stages, caps = self.prefixes.stages[self.rows[r]], self.prefixes.caps[self.rows[r]]
         stages[:, self.depth], caps[:, self.depth] = self.q, self.step.caps[g]
-        return _Points(self.solve.ravel()[flat], self.spend.ravel()[flat], stages, caps)
+        return _Points(self.solve.ravel()[flat], self.spend.ravel()[flat], stages, caps, self.rows[r])
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """How a search runs: `bins` of a beam search (None: keep every open prefix), at most `depth` stages,
+    closing prefixes by the completion bound (`branch`)."""
+
+    bins: int | None
+    depth: int
+    branch: bool
 
 
 def exact_search(
@@ -94,37 +110,60 @@ def exact_search(
     *,
     orders: Orders = None,
     beam_width: int | None = None,
+    max_depth: int | None = None,
+    branch: bool | None = None,
 ) -> ArbitrageResult:
     """The cheapest cascade, or mix of two, at each target solve rate u, over exact caps.
 
     `orders`: provider orders to search (None or "all": every order of every subset; a list
-    of orders also allows their subsequences, since a zero cap drops a stage). `beam_width`:
-    None searches exhaustively when at most `EXHAUSTIVE_CASCADES` cascades exist (and their
-    prefixes fit in memory), else runs a beam search over `DEFAULT_BEAM` bins; a number forces
-    a beam search that keeps, in each of that many solve-rate bins, the prefix nearest the
-    hull for each last provider. `method` of the result says which search ran.
+    of orders also allows their subsequences, since a zero cap drops a stage). `max_depth`:
+    cascades of at most this many stages (None: any). `beam_width`: a number forces a beam
+    search that keeps, in each of that many solve-rate bins, the prefix nearest the hull for
+    each last provider. Otherwise (None) the search is exhaustive when at most
+    `EXHAUSTIVE_CASCADES` cascades exist, else a branch and bound (proven optimum) when
+    cascades have at most `BRANCH_DEPTH` stages, else a beam search over `DEFAULT_BEAM` bins.
+    `branch=True` forces branch and bound (unless a beam width is given). `method` of the
+    result says which search ran and whether its optimum is proven.
     """
     levels = np.asarray(levels, dtype=float)
     if levels.ndim != 1 or levels.size == 0:
         raise AnalysisError("give at least one target solve rate")
     if beam_width is not None and beam_width < 1:
         raise AnalysisError(f"the beam width must be a positive number of bins, got {beam_width}")
+    if max_depth is not None and max_depth < 1:
+        raise AnalysisError(f"the depth must be a positive number of stages, got {max_depth}")
     allowed = _allowed_sequences(outcomes, orders)
-    steps = [Breakpoints.of(outcomes, p) for p in range(outcomes.n_providers)]
-    counts = _cascade_counts([len(s.caps) for s in steps], allowed, outcomes.n_providers)
+    tables = [FailureTable(outcomes.n[:, p], outcomes.s[:, p]) for p in range(outcomes.n_providers)]
+    steps = [Breakpoints.of(outcomes, p, tables[p]) for p in range(outcomes.n_providers)]
+    depth = min(max_depth or outcomes.n_providers, outcomes.n_providers)
+    counts = _cascade_counts([len(s.caps) for s in steps], allowed, outcomes.n_providers)[:depth]
     total = sum(counts)
     fits = (
         total <= EXHAUSTIVE_CASCADES and max(counts[:-1], default=0) * outcomes.n_instances <= EXHAUSTIVE_PREFIX_CELLS
     )
-    bins = beam_width or (None if fits else DEFAULT_BEAM)
-    hull, evaluated = _search(outcomes, steps, allowed, bins)
-    scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
-    if bins is None:
-        method = f"exact caps, exhaustive: all {evaluated:,} cascades over {scope}; lower convex hull"
+    if beam_width is not None:
+        plan = _Plan(beam_width, depth, True)
+    elif branch or (not fits and depth <= BRANCH_DEPTH):
+        plan = _Plan(None, depth, True)
     else:
+        plan = _Plan(None if fits else DEFAULT_BEAM, depth, not fits)
+    hull, evaluated, beam_from = _search(outcomes, steps, tables, allowed, plan)
+    scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
+    if depth < outcomes.n_providers:
+        scope += f", at most {depth} stage{'s' if depth > 1 else ''}"
+    if plan.bins is None and not plan.branch:
+        method = f"exact caps, exhaustive: all {evaluated:,} cascades over {scope}; lower convex hull"
+    elif plan.bins is None and beam_from is None:
         method = (
-            f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "
-            f"solve-rate bins for each last provider; {evaluated:,} of {total:.3g} cascades over {scope}; "
+            f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated, "
+            f"the others closed by a lower bound on completing their prefix, over {scope}; lower convex hull"
+        )
+    else:
+        bins = plan.bins or DEFAULT_BEAM
+        switch = "" if beam_from is None else f"branch and bound, then from stage {beam_from + 1} "
+        method = (
+            f"exact caps, {switch}beam search (not exhaustive): per stage the prefix nearest the hull in each of "
+            f"{bins} solve-rate bins for each last provider; {evaluated:,} of {total:.3g} cascades over {scope}; "
             "lower convex hull"
         )
     return _result(outcomes, levels, hull, method)
@@ -164,26 +203,40 @@ def _cascade_counts(groups: list[int], allowed: set[tuple[int, ...]] | None, n_p
 
 
 def _search(
-    outcomes: Outcomes, steps: list[Breakpoints], allowed: set[tuple[int, ...]] | None, bins: int | None
-) -> tuple[_Points, int]:
-    """The hull of every cascade met (vertices by increasing solve), and how many were evaluated."""
+    outcomes: Outcomes,
+    steps: list[Breakpoints],
+    tables: list[FailureTable],
+    allowed: set[tuple[int, ...]] | None,
+    plan: _Plan,
+) -> tuple[_Points, int, int | None]:
+    """The hull of every cascade met (vertices by increasing solve), how many were evaluated, and the stage
+    from which a branch and bound had to continue as a beam search (None: it did not)."""
     n_p = outcomes.n_providers
-    hull = _Points(np.zeros(1), np.zeros(1), np.full((1, n_p), -1), np.zeros((1, n_p)))  # buy nothing
+    hull = _Points(np.zeros(1), np.zeros(1), np.full((1, n_p), -1), np.zeros((1, n_p)), np.full(1, -1))  # buy nothing
     prefixes, fail, evaluated = hull, np.ones((1, outcomes.n_instances)), 0
     top = float(np.any(outcomes.s > 0, axis=1).mean())  # > 0 once there is any step to sweep
-    for depth in range(n_p):
-        last, kept = depth == n_p - 1, []
+    bound = CompletionBound.of(outcomes) if plan.branch else None
+    bins, beam_from = plan.bins, None
+    for depth in range(plan.depth):
+        last, kept = depth == plan.depth - 1, []
+        limits = None if bound is None or last else _child_limits(bound, prefixes, fail, hull, plan.depth - depth)
         for sweep in _sweeps(prefixes, fail, steps, allowed, depth):
             evaluated += sweep.solve.size
             solve, spend = sweep.solve.ravel(), sweep.spend.ravel()
             floor = np.interp(solve, hull.solve, hull.spend, right=np.inf)  # the hull so far
             below = np.flatnonzero(spend <= floor)
             hull = _Points.joined([hull, sweep.points(below)]).hull()
-            if not last:
-                keep = (
-                    np.arange(solve.size) if bins is None else _nearest(solve, spend, floor, sweep.q, bins / top, n_p)
-                )
-                kept.append(sweep.points(keep))
+            if last:
+                continue
+            if limits is None:
+                keep = np.arange(solve.size)
+            else:  # children the parent's completion bound already closes are dropped here
+                row = np.repeat(sweep.rows, sweep.solve.shape[1])
+                keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
+            if bins is not None:
+                near = _nearest(solve[keep], spend[keep], floor[keep], sweep.q, bins / top, n_p)
+                keep = keep[near]
+            kept.append(sweep.points(keep))
         if not kept:
             break
         prefixes = _Points.joined(kept)
@@ -191,8 +244,63 @@ def _search(
             floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
             near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], bins / top, n_p)
             prefixes = prefixes.take(near)
-        fail = _unsolved(outcomes, prefixes)
-    return hull, evaluated
+        elif len(prefixes.solve) * outcomes.n_instances > BRANCH_PREFIX_CELLS and bound is not None:
+            bins, beam_from = DEFAULT_BEAM, depth + 1  # too many open prefixes to keep them all: beam from here
+            floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
+            near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], bins / top, n_p)
+            prefixes = prefixes.take(near)
+        fail = _extended(prefixes, fail, tables, outcomes, depth)
+        if bound is not None:
+            open_ = _open(bound, prefixes, fail, hull, plan.depth - depth - 1)
+            prefixes, fail = prefixes.take(open_), fail[open_]
+        if len(prefixes.solve) == 0:
+            break
+        prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
+    return hull, evaluated, beam_from
+
+
+def _groups(prefixes: _Points, depth: int) -> Iterator[tuple[Index, Index]]:
+    """Rows of prefixes that use the same providers (first `depth` stages), with those providers."""
+    sequences, which = np.unique(np.sort(prefixes.stages[:, :depth], axis=1), axis=0, return_inverse=True)
+    which = which.ravel()
+    for k, used in enumerate(sequences):
+        yield np.flatnonzero(which == k), used[used >= 0]
+
+
+def _child_limits(bound: CompletionBound, prefixes: _Points, fail: Array, hull: _Points, remaining: int) -> Array:
+    """Per prefix and solve-rate cell, the spend at or above which a child is closed (see `child_thresholds`)."""
+    limits = np.empty((len(prefixes.solve), GRID + 1))
+    depth = int((prefixes.stages >= 0).sum(axis=1).max(initial=0))
+    for rows, used in _groups(prefixes, depth):
+        limits[rows] = bound.child_thresholds(fail[rows], used, remaining, (hull.solve, hull.spend))
+    return limits
+
+
+def _open(bound: CompletionBound, prefixes: _Points, fail: Array, hull: _Points, remaining: int) -> Index:
+    """The prefixes some completion of at most `remaining` stages may still improve the hull with."""
+    if remaining <= 0:
+        return np.zeros(0, dtype=np.int64)
+    keep = np.zeros(len(prefixes.solve), dtype=bool)
+    depth = int((prefixes.stages >= 0).sum(axis=1).max(initial=0))
+    chunk = max(1, CELLS // max(fail.shape[1], 1))
+    for rows, used in _groups(prefixes, depth):
+        for start in range(0, rows.size, chunk):
+            part = rows[start : start + chunk]
+            keep[part] = bound.open_prefixes(
+                prefixes.solve[part], prefixes.spend[part], fail[part], used, remaining, (hull.solve, hull.spend)
+            )
+    return np.flatnonzero(keep)
+
+
+def _extended(prefixes: _Points, fail: Array, tables: list[FailureTable], outcomes: Outcomes, depth: int) -> Array:
+    """Each prefix's chance (K, I) of leaving each instance unsolved: its parent's, times its last stage's F(k)."""
+    out = fail[prefixes.parent]
+    last = prefixes.stages[:, depth]
+    for q in np.unique(last):
+        rows = np.flatnonzero(last == q)
+        k = attempts_within(prefixes.caps[rows, depth][:, None], outcomes.cost[None, :, q])
+        out[rows] *= tables[q].at(k)
+    return out
 
 
 def _sweeps(
@@ -232,17 +340,6 @@ def _nearest(solve: Array, spend: Array, floor: Array, last: Index | int, per_so
     hit = np.flatnonzero(gap[finite] == best[key])
     _, first = np.unique(key[hit], return_index=True)
     return finite[hit[first]]
-
-
-def _unsolved(outcomes: Outcomes, points: _Points) -> Array:
-    """The chance (K, I) that each cascade leaves each instance unsolved: Π_m F_m(k_m)."""
-    fail = np.ones((len(points.solve), outcomes.n_instances))
-    for m in range(points.stages.shape[1]):
-        for p in np.unique(points.stages[:, m][points.stages[:, m] >= 0]):
-            rows = np.flatnonzero(points.stages[:, m] == p)
-            k = attempts_within(points.caps[rows, m][:, None], outcomes.cost[None, :, p])
-            fail[rows] *= failure_probability(outcomes.n[None, :, p], outcomes.s[None, :, p], k)
-    return fail
 
 
 def _result(outcomes: Outcomes, levels: Array, hull: _Points, method: str) -> ArbitrageResult:

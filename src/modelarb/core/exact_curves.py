@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from modelarb.core.cascade import Cascade
 from modelarb.core.hull import hull_cost, lower_hull
-from modelarb.core.passk import attempts_within, failure_probability
+from modelarb.core.passk import FailureTable, attempts_within, failure_probability
 from modelarb.data.outcomes import Outcomes
 
 Array = NDArray[np.float64]
@@ -76,16 +76,19 @@ class Breakpoints:
     n_instances: int
 
     @classmethod
-    def of(cls, outcomes: Outcomes, provider: int) -> Breakpoints:
+    def of(cls, outcomes: Outcomes, provider: int, table: FailureTable | None = None) -> Breakpoints:
+        """The breakpoints of one provider (`table`: its failure table, if already made)."""
         n, s, c = outcomes.n[:, provider], outcomes.s[:, provider], outcomes.cost[:, provider]
+        table = table or FailureTable(n, s)
         counts = np.where(s > 0, n - s + 1, 0)
         instance = np.repeat(np.arange(len(n)), counts)
         k = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + 1
         caps = k * c[instance]
         order = np.argsort(caps, kind="stable")
         instance, k, caps = instance[order], k[order], caps[order]
-        before = failure_probability(n[instance], s[instance], k - 1) / len(n)
-        gain = before - failure_probability(n[instance], s[instance], k) / len(n)
+        at = table.start[instance] + k
+        before = table.values[at - 1] / len(n)
+        gain = before - table.values[at] / len(n)
         last = np.append(caps[1:] > caps[:-1] * (1 + GROUP_TOLERANCE), True) if len(caps) else np.zeros(0, bool)
         ends = np.flatnonzero(last)
         group_caps = caps[ends]

@@ -6,6 +6,7 @@ so the same code serves recorded attempts and the sampled curves of robust fitti
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +31,26 @@ class BudgetGrid:
         return np.logspace(np.log10(self.low), np.log10(self.high), self.points)
 
 
+_computed: weakref.WeakKeyDictionary[Outcomes, dict[bytes, Array]] = weakref.WeakKeyDictionary()
+KEPT_GRIDS = 4  # pass curves remembered per market (one search reads the same grid several times)
+
+
 def pass_curves(outcomes: Outcomes, budgets: Array) -> Array:
-    """Per-instance pass curves, shape (instances, providers, budgets): pass@floor(b / c)."""
-    k = attempts_within(budgets[None, None, :], outcomes.cost[:, :, None])
-    return pass_at_k(outcomes.n[:, :, None], outcomes.s[:, :, None], k)
+    """Per-instance pass curves, shape (instances, providers, budgets): pass@floor(b / c).
+
+    Computed once per market and grid (read-only; the market's arrays are immutable too).
+    """
+    budgets = np.asarray(budgets, dtype=float)
+    known = _computed.setdefault(outcomes, {})
+    key = budgets.tobytes()
+    if key not in known:
+        k = attempts_within(budgets[None, None, :], outcomes.cost[:, :, None])
+        curves = pass_at_k(outcomes.n[:, :, None], outcomes.s[:, :, None], k)
+        curves.flags.writeable = False
+        if len(known) >= KEPT_GRIDS:
+            known.pop(next(iter(known)))
+        known[key] = curves
+    return known[key]
 
 
 def interpolate_log(curves: Array, budgets: Array, x: Array, below: float = 0.0) -> Array:

@@ -2,7 +2,8 @@
 
 F(k) = C(n-s, k) / C(n, k) is the probability that k attempts drawn without
 replacement from n recorded ones (s of them successes) all fail; beyond n it is
-0 if s > 0 else 1. Computed in log space with log-gamma, never with factorials.
+0 if s > 0 else 1. Computed in log space from one table of log k! (built once with
+log-gamma and grown when a larger n comes), never with factorials.
 """
 
 from __future__ import annotations
@@ -10,21 +11,43 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+_log_factorials: NDArray[np.float64] = np.zeros(1)  # log k! for k = 0 … len − 1
+
+
+def log_factorials(top: int) -> NDArray[np.float64]:
+    """log k! for k = 0 … at least `top` (one shared table, extended as needed)."""
+    global _log_factorials
+    if top >= len(_log_factorials):
+        from scipy.special import gammaln  # scipy takes ~0.3 s to load: only when a curve is computed
+
+        _log_factorials = gammaln(np.arange(max(top + 1, 2 * len(_log_factorials))) + 1.0)
+    return _log_factorials
+
 
 def failure_probability(n: ArrayLike, s: ArrayLike, k: ArrayLike) -> NDArray[np.float64]:
     """F(k): the chance that k fresh attempts all fail (broadcasts over n, s, k)."""
-    from scipy.special import gammaln  # scipy takes ~0.3 s to load: only when a curve is computed
-
     n_, s_, k_ = np.broadcast_arrays(np.asarray(n, float), np.asarray(s, float), np.asarray(k, float))
     k_ = np.maximum(k_, 0.0)
     fails = n_ - s_
     reachable = k_ <= fails
     kk = np.where(reachable, k_, 0.0)
-    log_f = gammaln(fails + 1) - gammaln(fails - kk + 1) - gammaln(n_ + 1) + gammaln(n_ - kk + 1)
+    log_f = _log_ratio(fails, kk) - _log_ratio(n_, kk)
     out = np.where(reachable, np.exp(log_f), 0.0)
     # beyond the recorded attempts: solved for sure if any success was seen, else never
     beyond = k_ > n_
     return np.where(beyond, np.where(s_ > 0, 0.0, 1.0), out)
+
+
+def _log_ratio(total: NDArray[np.float64], k: NDArray[np.float64]) -> NDArray[np.float64]:
+    """log(total! / (total − k)!) by table look-up for whole numbers, else by log-gamma."""
+    top = float(total.max(initial=0.0))
+    if top < 2**31 and np.array_equal(total, np.floor(total)) and np.array_equal(k, np.floor(k)):
+        table = log_factorials(int(top))
+        whole = total.astype(np.int64)
+        return table[whole] - table[np.maximum(whole - k.astype(np.int64), 0)]
+    from scipy.special import gammaln
+
+    return np.asarray(gammaln(total + 1) - gammaln(total - k + 1))
 
 
 def pass_at_k(n: ArrayLike, s: ArrayLike, k: ArrayLike) -> NDArray[np.float64]:
@@ -38,3 +61,24 @@ def attempts_within(cap: ArrayLike, cost: ArrayLike) -> NDArray[np.float64]:
     with np.errstate(divide="ignore", invalid="ignore"):
         k = np.floor(cap_ / cost_ * (1 + 1e-12))
     return np.where(cost_ > 0, k, np.where(cap_ > 0, np.inf, 0.0))
+
+
+class FailureTable:
+    """F_i(j) of one provider on every instance, j = 0 … n_i − s_i + 1, computed once and read by look-up.
+
+    Beyond n_i − s_i + 1 attempts F stays at its last value (0 once a success was seen, else 1).
+    """
+
+    def __init__(self, n: ArrayLike, s: ArrayLike) -> None:
+        n_, s_ = np.asarray(n, dtype=np.int64), np.asarray(s, dtype=np.int64)
+        length = n_ - s_ + 2
+        self.start = np.cumsum(length) - length
+        self.last = (length - 1).astype(float)
+        instance = np.repeat(np.arange(len(n_)), length)
+        j = np.arange(int(length.sum())) - self.start[instance]
+        self.values = failure_probability(n_[instance], s_[instance], j)
+
+    def at(self, k: ArrayLike) -> NDArray[np.float64]:
+        """F_i(k[..., i]) for attempt counts k (..., I); negative counts read F(0), infinite ones the last value."""
+        j = np.minimum(np.maximum(np.asarray(k, float), 0.0), self.last)
+        return self.values[self.start + j.astype(np.int64)]

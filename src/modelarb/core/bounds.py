@@ -1,0 +1,128 @@
+"""Lower bounds on what completing a cascade prefix can cost (branch and bound over cascades, METHOD §4).
+
+A stage that buys k attempts of provider p on instance i, which the stages before left
+unsolved with chance w, removes w · (1 − F(k)) of it for w · c · Σ_{j<k} F(j). Hazards grow
+as attempts are drawn without replacement, so spend per solve chance removed is least
+when every failure has been drawn: r_ip = c_ip (n + 1) / (s + 1) (∞ if s = 0). Whatever
+stages follow, removing δ of the mean unsolved chance costs at least the cheapest
+fractional filling L(δ) of the instances' remaining chances w_i at r_i = min over unused
+providers of r_ip (a convex, piecewise linear curve), and δ is at most what the unused
+providers with the most reach could remove, one per remaining stage.
+
+A prefix (solve R, spend S) is closed when S + L(δ) ≥ H(R + δ) for every δ, H the lower
+hull of the cascades found so far: no completion then lowers the final hull. Between
+breakpoints of L, S + L − H is concave (H is convex), so checking the breakpoints suffices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from modelarb.core.hull import REACH_TOLERANCE
+from modelarb.data.outcomes import Outcomes
+
+Array = NDArray[np.float64]
+Index = NDArray[np.int64]
+
+CLOSE_TOLERANCE = 1e-12  # relative: a completion may beat the hull by this much and still be closed
+GROUPS = 32  # breakpoints of the coarse bound on a prefix's children
+GRID = 256  # solve-rate cells of the coarse bound
+CELLS = 4_000_000  # prefixes × instances bounded at once
+
+
+def _hull_at(hull_solve: Array, hull_spend: Array, x: Array) -> Array:
+    """The hull at x: flat below it, +∞ above its top (as `hull.hull_cost`, for any shape)."""
+    cost = np.interp(np.minimum(x, hull_solve[-1]), hull_solve, hull_spend)
+    return np.where(x > hull_solve[-1] + REACH_TOLERANCE, np.inf, cost)
+
+
+@dataclass(frozen=True, eq=False)
+class CompletionBound:
+    """Per instance and provider: least spend per unit of solve chance `per_solve` (I, P), and `reach` (I, P),
+    the share of an instance's unsolved chance the provider removes with unlimited attempts (0 or 1)."""
+
+    per_solve: Array
+    reach: Array
+
+    @classmethod
+    def of(cls, outcomes: Outcomes) -> CompletionBound:
+        solvable = outcomes.s > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(solvable, outcomes.cost * (outcomes.n + 1) / (outcomes.s + 1), np.inf)
+        return cls(rate, solvable.astype(float))
+
+    def _curves(self, fail: Array, used: Index, remaining: int) -> tuple[Array, Array, Array]:
+        """For prefixes sharing the used providers: breakpoints (δ, L) (K, I + 1) and the most δ (K,)."""
+        n_inst, n_prov = self.per_solve.shape
+        free = np.setdiff1d(np.arange(n_prov), used)
+        if free.size == 0 or remaining <= 0:
+            zero = np.zeros((len(fail), 1))
+            return zero, zero, np.zeros(len(fail))
+        rate = self.per_solve[:, free].min(axis=1)
+        order = np.argsort(rate, kind="stable")
+        rate = rate[order]
+        mass = fail[:, order] * np.isfinite(rate) / n_inst
+        delta = np.cumsum(mass, axis=1)
+        spend = np.cumsum(mass * np.where(np.isfinite(rate), rate, 0.0), axis=1)
+        gains = fail @ self.reach[:, free] / n_inst  # (K, free)
+        most = -np.sort(-gains, axis=1)[:, :remaining].sum(axis=1)
+        first = np.zeros((len(fail), 1))
+        return np.hstack([first, delta]), np.hstack([first, spend]), np.minimum(most, delta[:, -1])
+
+    def open_prefixes(
+        self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: tuple[Array, Array]
+    ) -> NDArray[np.bool_]:
+        """Which prefixes (sharing the `used` providers) some completion of at most `remaining` stages may
+        still improve the hull with."""
+        delta, least, most = self._curves(fail, used, remaining)
+        # the curve stops at δ = most: clip the breakpoints there, L read by linear interpolation
+        below = (delta < most[:, None]).sum(axis=1)  # breakpoints before `most`; ≥ 1 since delta[:, 0] = 0
+        j = np.minimum(below, delta.shape[1] - 1)
+        d0, d1 = delta[np.arange(len(j)), j - 1], delta[np.arange(len(j)), j]
+        l0, l1 = least[np.arange(len(j)), j - 1], least[np.arange(len(j)), j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            at_most = np.where(d1 > d0, l0 + (most - d0) * (l1 - l0) / (d1 - d0), l0)
+        beyond = delta > most[:, None]
+        delta = np.where(beyond, most[:, None], delta)
+        least = np.where(beyond, at_most[:, None], least)
+        target = _hull_at(*hull, solve[:, None] + delta)
+        slack = CLOSE_TOLERANCE * np.maximum(np.abs(spend), 1e-300)[:, None]
+        return np.any(spend[:, None] + least < target - slack, axis=1)
+
+    def child_thresholds(self, fail: Array, used: Index, remaining: int, hull: tuple[Array, Array]) -> Array:
+        """Per prefix and solve-rate cell (K, GRID + 1): a spend at or above which a child of the prefix
+        (one more stage) whose solve rate lies in the cell is closed.
+
+        A child's completions are completions of its parent, so the parent's curve L bounds them from
+        the child's own point: φ(x) = max_δ H(x + δ) − L(δ) closes a child at (x, S) with S ≥ φ(x); φ
+        rises with x, so the cell's right end gives a threshold for the whole cell. L is coarsened to
+        `GROUPS` breakpoints, each group charged at its cheapest rate (a lower bound again).
+        """
+        delta, least, most = self._curves(fail, used, remaining)
+        n_b = delta.shape[1]
+        picks = np.unique(np.linspace(0, n_b - 1, GROUPS + 1).astype(np.int64))
+        # group [picks[g], picks[g+1]): charged at the slope of its first segment (the least in the group)
+        slope = np.diff(least, axis=1) / np.maximum(np.diff(delta, axis=1), 1e-300)
+        slope = np.hstack([slope, slope[:, -1:]])
+        d = delta[:, picks]
+        coarse = np.zeros_like(d)
+        coarse[:, 1:] = np.cumsum(np.diff(d, axis=1) * slope[:, picks[:-1]], axis=1)
+        # past the most δ: the point δ = most, charged what the last breakpoint before it is (less than L(most))
+        past = d > most[:, None]
+        before = np.maximum((~past).sum(axis=1) - 1, 0)
+        coarse = np.where(past, coarse[np.arange(len(d)), before][:, None], coarse)
+        d = np.where(past, most[:, None], d)
+        cells = np.linspace(0.0, 1.0, GRID + 1)  # right ends of the cells
+        phi = np.empty((len(fail), GRID + 1))
+        for g in range(d.shape[1]):
+            value = _hull_at(*hull, cells[None, :] + d[:, g : g + 1]) - coarse[:, g : g + 1]
+            phi = value if g == 0 else np.maximum(phi, value)
+        return phi
+
+
+def cell_of(solve: Array) -> Index:
+    """The cell (of `GRID`) whose right end bounds each solve rate from above."""
+    return np.minimum(np.ceil(solve * GRID - 1e-9), GRID).astype(np.int64)

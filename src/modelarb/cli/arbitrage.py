@@ -11,8 +11,8 @@ import typer
 from numpy.typing import NDArray
 
 from modelarb.cli import options
+from modelarb.cli.levels import MAX_LEVELS, levels_option, solve_rate_grid
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
-from modelarb.errors import AnalysisError
 
 if TYPE_CHECKING:  # the analysis layers load scipy: commands import them when they run
     from modelarb.core.result import ArbitrageResult
@@ -40,49 +40,16 @@ LevelsOption = typer.Option(
     None,
     "--levels",
     help="Target solve rates as start:stop:count, e.g. 0.68:0.755:1000; stop may be `best` "
-    "(the best single provider's solve rate). (default: from the best provider's mean pass@1 to best, 1000 points)",
+    f"(the best single provider's solve rate); at most {MAX_LEVELS:,} levels. (default: 1000 levels from the best "
+    "mean pass@1 to best; in one-attempt markets from the weakest provider's solve rate)",
     show_default=False,
+    callback=levels_option,
 )
 
 
 def scheme_of(option: SchemeName) -> Scheme:
     """The library's scheme name for a `--scheme` choice (the choices are the library's schemes)."""
     return cast("Scheme", option.value)
-
-
-def solve_rate_grid(spec: str | None, outcomes: Outcomes, scheme: Scheme) -> NDArray[np.float64]:
-    """The levels u of `--levels start:stop:count` (stop may be `best`), or the default grid."""
-    from modelarb.core.search import best_solve_rate
-
-    best = best_solve_rate(outcomes, scheme)
-    if spec is None:
-        low = float(outcomes.pass_at_1.mean(axis=0).max())
-        if low >= best:
-            raise AnalysisError(
-                f"the best mean pass@1 ({low:.4f}) is not below the best solve rate ({best:.4f}); "
-                "give the solve rates with --levels start:stop:count"
-            )
-        return np.linspace(low, best, 1000)
-    parts = spec.split(":")
-    try:
-        if len(parts) != 3:
-            raise ValueError
-        start = float(parts[0])
-        stop = best if parts[1].strip().lower() == "best" else float(parts[1])
-        count = int(parts[2])
-    except ValueError:
-        raise AnalysisError(
-            f"--levels {spec!r} is not start:stop:count; write e.g. --levels 0.68:0.755:1000 or 0.68:best:1000"
-        ) from None
-    if count < 0:
-        raise AnalysisError(f"--levels {spec!r}: the count must be a positive number of solve rates")
-    grid = np.linspace(start, stop, count)
-    if grid.size and (grid.min() <= 0 or grid.max() > best + 1e-9):
-        raise AnalysisError(
-            f"--levels {spec!r}: solve rates must lie in (0, {best:.4f}], the best single provider's solve rate "
-            f"in the {scheme} scheme; end the grid there with e.g. --levels {parts[0]}:best:{count}"
-        )
-    return grid
 
 
 def cascade_label(result: ArbitrageResult, k: int) -> str:

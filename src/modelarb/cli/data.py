@@ -61,7 +61,14 @@ def list_datasets() -> None:
 
 @data_app.command()
 def path(name: Annotated[str, typer.Argument(help="A registered dataset.")]) -> None:
-    """Print the local folder of a pulled dataset."""
+    """Print the local folder of a dataset: $MODELARB_DATA if set, else the pulled cache."""
+    dataset(name)
+    copy = local_copy(name)
+    if copy is not None:
+        if not copy.is_dir():
+            raise DatasetError(f"MODELARB_DATA is {copy}, which is not a folder; point it at a copy of {name}")
+        typer.echo(str(copy))
+        return
     folder = dataset_dir(name)
     missing = [relpath for relpath in dataset(name).files if not (folder / relpath).is_file()]
     if missing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,8 +22,35 @@ DataOption = typer.Option(
     show_default=False,
 )
 ProvidersOption = typer.Option(None, "--providers", "-p", help="Comma-separated provider names, in cascade order.")
-JsonOption = typer.Option(None, "--json", help="Also write the results to this JSON file.", dir_okay=False)
-UnitOption = typer.Option(None, "--unit", help="Cost unit of the data, overriding what the files say (e.g. USD).")
+
+
+def output_path(path: Path | None) -> Path | None:
+    """Typer callback: an output file must be writable where it is named, checked before any work."""
+    if path is None:
+        return None
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ModelarbError(f"{path} is a folder; name a file to write, e.g. {path / 'results.json'}")
+    if not folder.is_dir():
+        raise ModelarbError(f"cannot write {path}: the folder {folder} does not exist; create it or name another file")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ModelarbError(f"cannot write {path}: permission denied; name a file in a folder you can write to")
+    return path
+
+
+def unit_name(unit: str | None) -> str | None:
+    """Typer callback: a cost unit is a non-empty name."""
+    if unit is not None and not unit.strip():
+        raise ModelarbError("--unit is empty; name the cost unit, e.g. --unit USD or --unit attempts")
+    return None if unit is None else unit.strip()
+
+
+JsonOption = typer.Option(
+    None, "--json", help="Also write the results to this JSON file.", dir_okay=False, callback=output_path
+)
+UnitOption = typer.Option(
+    None, "--unit", help="Cost unit of the data, overriding what the files say (e.g. USD).", callback=unit_name
+)
 
 
 def provider_list(text: str | None) -> list[str] | None:

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 plan_app = typer.Typer(
     name="plan", help="Fit a cascade plan for a target and save it as JSON; show a saved plan.", no_args_is_help=True
 )
-OutputOption = typer.Option(..., "--output", "-o", help="Write the plan to this JSON file.", dir_okay=False)
+OutputOption = typer.Option(
+    ..., "--output", "-o", help="Write the plan to this JSON file.", dir_okay=False, callback=options.output_path
+)
 TargetOption = typer.Option(
     None, "--target-solve-rate", help="Fit the cheapest cascade reaching this solve rate u.", show_default=False
 )

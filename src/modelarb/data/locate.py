@@ -25,9 +25,10 @@ def dataset_dir(name: str = DEFAULT_DATASET) -> Path:
 
 
 def local_copy(name: str = DEFAULT_DATASET) -> Path | None:
-    """Where a local copy of `name` is: `$MODELARB_DATA` if set, else the cache once fully pulled, else None."""
+    """Where a local copy of `name` is: `$MODELARB_DATA` if set (it names a copy of the paper's data,
+    DEFAULT_DATASET), else the cache once fully pulled, else None."""
     env = os.environ.get("MODELARB_DATA")
-    if env:
+    if env and dataset(name).name == DEFAULT_DATASET:
         return Path(env)
     folder = dataset_dir(name)
     return folder if all((folder / relpath).is_file() for relpath in dataset(name).files) else None
@@ -42,3 +43,18 @@ def local_domain(domain: str, name: str = DEFAULT_DATASET) -> Path:
             f"or run `modelarb data pull {name}`"
         )
     return root / domain if (root / domain).is_dir() else root
+
+
+def resolve_dataset_path(path: Path) -> Path | None:
+    """`<dataset>/<subpath>` (e.g. `computational-arbitrage/swebench`) in the local copy of a registered dataset.
+
+    None when the first part names no registered dataset or there is no local copy; the
+    local copy is `$MODELARB_DATA` if set, else the pulled cache.
+    """
+    from modelarb.data.registry import DATASETS
+
+    parts = path.parts
+    if not parts or parts[0] not in DATASETS or path.is_absolute():
+        return None
+    root = local_copy(parts[0])
+    return None if root is None else root.joinpath(*parts[1:])

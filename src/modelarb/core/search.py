@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from modelarb.core import paper
 from modelarb.core.exact import Orders, exact_search
 from modelarb.core.result import ArbitrageResult
+from modelarb.core.scales import settings_for
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
 
@@ -21,7 +22,7 @@ MAX_GRID_STAGES = 5  # 21^5 raw cap vectors, ~88k after trimming: the largest pa
 def best_solve_rate(outcomes: Outcomes, scheme: Scheme = "exact") -> float:
     """The highest solve rate a single provider reaches (paper: within the budget grid)."""
     if scheme == "paper":
-        return paper.best_solve_rate(outcomes, paper.PaperSettings.for_unit(outcomes.unit).market_grid)
+        return paper.best_solve_rate(outcomes, settings_for(outcomes).market_grid)
     return float((outcomes.s > 0).mean(axis=0).max())
 
 
@@ -64,7 +65,7 @@ def search(
     check_scheme(scheme)
     levels = check_levels(levels, best_solve_rate(outcomes, scheme))
     if scheme == "paper":
-        settings = paper.PaperSettings.for_unit(outcomes.unit)
+        settings = settings_for(outcomes)
         pair = outcomes.n_providers == 2
         if caps is None and outcomes.n_providers > MAX_GRID_STAGES:
             raise AnalysisError(

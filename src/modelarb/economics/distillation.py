@@ -13,6 +13,7 @@ from modelarb.core import paper
 from modelarb.core.cascade import Cascade
 from modelarb.core.passk import pass_at_k
 from modelarb.core.result import ArbitrageResult
+from modelarb.core.scales import settings_for
 from modelarb.core.search import Scheme, best_solve_rate, check_levels, check_scheme, search
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.revenue import revenue
@@ -156,7 +157,7 @@ def distillation(
 
 def _pair(pair: Outcomes, scheme: Scheme) -> ArbitrageResult:
     """The (student, teacher) market's arbitrageur on the distillation levels."""
-    settings = paper.PaperSettings.for_unit(pair.unit)
+    settings = settings_for(pair)
     if scheme == "exact":
         best = best_solve_rate(pair, "exact")
         return search(pair, check_levels(settings.distill_solve_rates(best), best), "exact")

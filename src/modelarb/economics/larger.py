@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.paper import PaperSettings, Selection, grid_search, provider_cost_curves
+from modelarb.core.paper import Selection, grid_search, provider_cost_curves
 from modelarb.core.result import ArbitrageResult
+from modelarb.core.scales import settings_for
 from modelarb.core.search import MAX_GRID_STAGES, Scheme, best_solve_rate, check_levels, check_scheme, search
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.segmentation import segment
@@ -43,7 +44,7 @@ def market_arbitrage(
         if cascade is not None:
             raise AnalysisError("the exact scheme searches every provider of the market; choose them with --providers")
         return search(outcomes, levels, "exact")
-    settings = PaperSettings.for_unit(outcomes.unit)
+    settings = settings_for(outcomes)
     if cascade is None:
         if outcomes.n_providers == 2 and not same_grid:
             return search(outcomes, levels, "paper")

@@ -398,11 +398,8 @@ async def _streamed(
 
         return StreamingResponse(some_then_hang_up(), media_type="text/event-stream")
 
-    async def all_events() -> AsyncIterator[bytes]:
-        for event in events:
-            yield event
-
-    return StreamingResponse(all_events(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+    # all events in one body: what a client reads is the same as from a slow stream, and the market stays fast
+    return Response(b"".join(events), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
 
 def create_replay_app(

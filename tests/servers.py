@@ -22,8 +22,8 @@ def _answers(port: int) -> bool:
         return False
 
 
-def serve_in_thread(app: Any, **config: Any) -> tuple[str, Callable[[], None]]:
-    """Serve `app` on a free loopback port; returns (base URL `http://127.0.0.1:PORT`, stop).
+def serve_in_thread(app: Any, port: int = 0, **config: Any) -> tuple[str, Callable[[], None]]:
+    """Serve `app` on a free loopback port (or `port`); returns (base URL `http://127.0.0.1:PORT`, stop).
 
     Returns once the server has started and the port accepts connections. `stop()` shuts the
     server down and waits for its thread; calling it again does nothing. Extra keyword
@@ -31,7 +31,7 @@ def serve_in_thread(app: Any, **config: Any) -> tuple[str, Callable[[], None]]:
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     settings: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 2}
     settings.update(config)

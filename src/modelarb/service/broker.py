@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelarb.core.plan import Plan
 from modelarb.errors import ServiceError
 from modelarb.service.admission import Terms, register_plan
+from modelarb.service.agents import Harness
 from modelarb.service.budget import LeaseLost
 from modelarb.service.money import to_micro
 from modelarb.service.observability import Metrics, current_task
@@ -68,6 +69,21 @@ class BrokerSettings(BaseModel):
     replay_key: bytes | None = Field(
         default=None, description="Key shared with a replay market for the `replay` verifier."
     )
+    max_attempts_per_stage: int = Field(
+        default=100, ge=1, description="Most attempts of one provider on one task, whatever the cap rule says."
+    )
+    agent_command: list[str] = Field(
+        default_factory=list, description="The agent harness (argv) for providers whose attempts are `agent`."
+    )
+    agent_timeout_s: float = Field(default=600.0, gt=0, description="Wall-clock limit of one agent attempt.")
+    agent_max_steps: int = Field(default=50, ge=1, description="Most model calls one agent attempt may make.")
+    agent_output: str = Field(default="candidate.txt", description="The file the harness writes its candidate to.")
+    agent_readonly_paths: list[str] = Field(
+        default_factory=list, description="Host paths the harness may read (its code, its tools)."
+    )
+    gateway_url: str | None = Field(
+        default=None, description="Where harnesses reach this broker's gateway, e.g. http://127.0.0.1:8080/gateway/v1."
+    )
 
 
 def read_replay_key(path: Path | None) -> bytes | None:
@@ -95,6 +111,12 @@ class Broker:
             raise ServiceError(f"the default charging must be one of {', '.join(CHARGING)}")
         attempt_cost = self.plan.require_live()
         check_covers(self.providers, self.plan.providers)
+        agents = sorted(p for p in self.plan.providers if self.providers[p].attempt == "agent")
+        if agents and not (self.settings.agent_command and self.settings.gateway_url):
+            raise ServiceError(
+                f"{', '.join(agents)} make agent attempts: give the harness (--agent-command) and where it reaches "
+                "the gateway (--gateway-url)"
+            )
         upgrade(self.store.engine)
         plan_id = register_plan(self.store, self.plan)
         hard_limit = None if self.settings.task_hard_limit is None else to_micro(self.settings.task_hard_limit)
@@ -110,6 +132,17 @@ class Broker:
             verifier_context=self._verifier_context,
             lease_s=self.settings.lease_s,
             metrics=self.metrics,
+            max_attempts_per_stage=self.settings.max_attempts_per_stage,
+            harness=Harness(
+                self.settings.agent_command,
+                self.settings.agent_timeout_s,
+                self.settings.agent_max_steps,
+                self.settings.agent_output,
+                readonly_paths=tuple(self.settings.agent_readonly_paths),
+            )
+            if self.settings.agent_command
+            else None,
+            gateway_url=self.settings.gateway_url,
         )
         self.rng = random.Random()
         self.wake = threading.Event()

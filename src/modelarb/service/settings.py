@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -59,6 +59,11 @@ class ProviderConfig(BaseModel):
     max_retries: int = Field(default=3, ge=0, description="Retries of a retryable failure before giving up.")
     backoff_s: float = Field(default=0.5, ge=0, description="Base of the exponential backoff between retries.")
     max_backoff_s: float = Field(default=30.0, gt=0, description="Cap on one backoff delay, in seconds.")
+    attempt: Literal["chat", "agent"] = Field(
+        default="chat",
+        description="How an attempt is made: `chat`, one completion; `agent`, a run of the broker's agent harness "
+        "whose model calls go through the metering gateway to this provider.",
+    )
     send_metadata: bool = Field(
         default=False,
         description="Send the task id, attempt number and instance as the request's `metadata` (the replay market "

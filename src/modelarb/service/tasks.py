@@ -26,7 +26,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from modelarb.service import ledger
+from modelarb.service.agents import Harness, run_harness
 from modelarb.service.budget import LeaseLost, release_call, reserve_call, settle_call
+from modelarb.service.gateway import close_tokens, open_token
 from modelarb.service.observability import Metrics
 from modelarb.service.providers import ProviderClient, prompt_token_bound
 from modelarb.service.states import (
@@ -61,6 +63,9 @@ class RunnerSetup:
     lease_s: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     metrics: Metrics | None = None
+    max_attempts_per_stage: int = 100
+    harness: Harness | None = None
+    gateway_url: str | None = None
 
 
 class TaskRunner:
@@ -138,12 +143,17 @@ class TaskRunner:
             attempts = self._attempts(task.id, stage)
             costs = [a.cost_micro for a in attempts if a.state in ATTEMPTED]
             stage_spent = sum(a.cost_micro for a in attempts)
-            expected = sum(costs) / len(costs) if costs else self.setup.attempt_cost_micro[provider]
-            if stage_spent + expected > cap:
+            expected = sum(costs) / len(costs) if sum(costs) > 0 else self.setup.attempt_cost_micro[provider]
+            if stage_spent + expected > cap or len(costs) >= self.setup.max_attempts_per_stage:
                 return UNSOLVED
             current = self._load(task.id)
             if current.cancel_requested:
                 return self._finish(task.id, CANCELLED)
+            if client.config.attempt == "agent":
+                attempt = self._agent_attempt(task, stage, provider, len(costs))
+                if attempt.state == "responded" and self._verify(task, attempt).verified:
+                    return self._finish(task.id, SOLVED, solution=attempt.reply)
+                continue
             room = min(cap - stage_spent, current.hard_limit_micro - current.spent_micro - current.reserved_micro)
             max_tokens = client.max_tokens_within(room, prompt_tokens)
             if max_tokens < MIN_MAX_TOKENS:
@@ -224,6 +234,67 @@ class TaskRunner:
         )
         return row, outcome.retryable, outcome.retry_after_s
 
+    def _agent_attempt(self, task: Task, stage: int, provider: str, number: int) -> Attempt:
+        """One run of the agent harness, its model calls metered by the gateway; the attempt it leaves."""
+        harness, gateway_url = self.setup.harness, self.setup.gateway_url
+        if harness is None or gateway_url is None:
+            raise RuntimeError(f"{provider} makes agent attempts, but the broker has no harness or gateway URL")
+        with self.setup.store.transaction() as session:
+            self._check_lease(session, task.id)
+            attempt = Attempt(
+                task_id=task.id, stage=stage, provider=provider, number=number, state="calling", worker=self.worker
+            )
+            session.add(attempt)
+            session.flush()
+            token = open_token(session, attempt, self.worker, harness.max_steps, harness.timeout_s + self.setup.lease_s)
+        started = time.monotonic()
+        candidate, story = run_harness(harness, task.messages, task.instance, task.task_metadata, gateway_url, token)
+        with self.setup.store.transaction() as session:
+            close_tokens(session, attempt.id)
+        self._await_calls(attempt.id, self.setup.clients[provider].config.timeout_s + 5)
+        with self.setup.store.transaction() as session:
+            self._check_lease(session, task.id)
+            row = session.get(Attempt, attempt.id)
+            assert row is not None
+            row.latency_ms = (time.monotonic() - started) * 1000
+            row.reply = candidate
+            row.state = "responded" if candidate is not None else "rejected"
+            if candidate is None:
+                row.verified, row.verdict = False, story
+            elif story != "the harness exited 0":
+                row.error = story
+        log.info(
+            "agent attempt",
+            extra={
+                "task_id": task.id,
+                "provider": provider,
+                "stage": stage,
+                "attempt": number,
+                "cost_micro": row.cost_micro,
+                "story": story,
+            },
+        )
+        return row
+
+    def _await_calls(self, attempt_id: int, timeout_s: float) -> None:
+        """Wait for the gateway calls of an ended attempt to settle; book any still held at their worst case."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.setup.store.reading() as session:
+                held = session.execute(
+                    select(Call.id, Call.reserved_micro).where(Call.attempt_id == attempt_id, Call.state == "held")
+                ).all()
+            if not held:
+                return
+            if time.monotonic() > deadline:
+                with self.setup.store.transaction() as session:
+                    attempt = session.get(Attempt, attempt_id)
+                    assert attempt is not None
+                    for call_id, reserved in held:
+                        attempt.cost_micro += settle_call(session, call_id, reserved, error=INTERRUPTED)
+                return
+            self.setup.sleep(0.02)
+
     def _verify(self, task: Task, attempt: Attempt) -> Verdict:
         """Check a stored reply with the task's verifier and record the verdict."""
         context = self.setup.verifier_context(task, attempt.provider)
@@ -269,10 +340,15 @@ class TaskRunner:
             self._check_lease(session, task_id)
             held = session.execute(select(Call).where(Call.task_id == task_id, Call.state == "held")).scalars().all()
             for call in held:
-                settle_call(session, call.id, call.reserved_micro, error=INTERRUPTED)
+                booked = settle_call(session, call.id, call.reserved_micro, error=INTERRUPTED)
                 attempt = session.get(Attempt, call.attempt_id)
-                if attempt is not None and attempt.state == "calling":
-                    attempt.state, attempt.error, attempt.cost_micro = "error", INTERRUPTED, call.reserved_micro
+                if attempt is not None:
+                    attempt.cost_micro += booked
+            for attempt in session.execute(
+                select(Attempt).where(Attempt.task_id == task_id, Attempt.state == "calling")
+            ).scalars():
+                attempt.state, attempt.error = "error", INTERRUPTED
+                close_tokens(session, attempt.id)
         task = self._load(task_id)
         for attempt in self._attempts(task_id):
             if attempt.state == "responded" and self._verify(task, attempt).verified:

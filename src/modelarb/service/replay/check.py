@@ -49,7 +49,7 @@ Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 STARTUP_TIMEOUT_S = 10.0
 MARGIN_METHOD = "delta"
 SUBMIT_RETRIES = 5
-FIRST_POLL_S, MAX_POLL_S, POLL_FRACTION = 0.05, 1.0, 0.5
+FIRST_POLL_S, MAX_POLL_S, POLL_FRACTION = 0.05, 1.0, 1.0
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -398,7 +398,7 @@ async def _submit(client: httpx.AsyncClient, url: str, body: dict[str, Any], ide
 
 
 async def _final(client: httpx.AsyncClient, url: str, task_id: str, deadline: float) -> dict[str, Any]:
-    """Poll the task until it is final, waiting half its age between polls (50 ms to 1 s)."""
+    """Poll the task until it is final, waiting as long as its age between polls (50 ms to 1 s)."""
     submitted = time.monotonic()
     failures = 0
     while True:

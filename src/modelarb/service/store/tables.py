@@ -200,3 +200,22 @@ class LedgerEntry(Base):
     transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
     account: Mapped[str] = mapped_column(String(240), index=True)
     amount_micro: Mapped[int]
+
+
+class AttemptToken(Base):
+    """The one-time key an agent harness uses at the gateway during one attempt (`mkat_<id>_<secret>`).
+
+    Only the SHA-256 of the secret is stored; `steps` counts the gateway calls made with it, at
+    most `max_steps`; it works while `active` and before `expires_at` (unix seconds).
+    """
+
+    __tablename__ = "attempt_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"))
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), unique=True)
+    worker: Mapped[str] = mapped_column(String(64))
+    max_steps: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[float] = mapped_column(Float)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

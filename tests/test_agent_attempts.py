@@ -1,0 +1,136 @@
+"""Agent attempts: a harness script calls the broker's metering gateway with the openai client; every call is booked."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from broker_setup import REPLAY_KEY, Running, providers_file, replay_task, synthetic_market, synthetic_plan, wait_final
+from servers import serve_in_thread
+from sqlalchemy import select
+
+from modelarb.service import reports
+from modelarb.service.api.app import create_app
+from modelarb.service.broker import Broker, BrokerSettings
+from modelarb.service.replay.market import create_replay_app
+from modelarb.service.settings import load_providers
+from modelarb.service.states import FINAL, SOLVED
+from modelarb.service.store.engine import Store
+from modelarb.service.store.tables import Attempt, Call
+
+HARNESSES = Path(__file__).parent / "harnesses"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def agent_broker(db_url: str, folder: Path, harness: list[str], **settings: Any) -> Iterator[Running]:
+    """Replay market + a broker whose providers make agent attempts with `harness`, on loopback."""
+    outcomes = synthetic_market()
+    plan = synthetic_plan(outcomes)
+    replay_url, stop_replay = serve_in_thread(create_replay_app(outcomes, REPLAY_KEY))
+    port = _free_port()
+    options: dict[str, Any] = {
+        "workers": 4,
+        "replay_key": REPLAY_KEY,
+        "poll_s": 0.05,
+        "agent_command": [sys.executable, *harness],
+        "agent_readonly_paths": [str(HARNESSES)],
+        "gateway_url": f"http://127.0.0.1:{port}/gateway/v1",
+        "agent_timeout_s": 60,
+        **settings,
+    }
+    store = Store.open(db_url)
+    providers = load_providers(providers_file(folder, replay_url, extra='attempt = "agent"'))
+    broker = Broker(store, plan, providers, BrokerSettings(**options))
+    url, stop_broker = serve_in_thread(create_app(broker), port=port)
+    try:
+        yield Running(url, replay_url, broker, store, plan, outcomes)
+    finally:
+        stop_broker()
+        stop_replay()
+        store.close()
+
+
+def _calls_by_attempt(store: Store) -> dict[int, list[Call]]:
+    calls: dict[int, list[Call]] = {}
+    with store.reading() as session:
+        for call in session.execute(select(Call)).scalars():
+            calls.setdefault(call.attempt_id, []).append(call)
+    return calls
+
+
+def test_a_harness_with_the_openai_client_solves_tasks_through_the_gateway(store_url: str, tmp_path: Path) -> None:
+    with agent_broker(store_url, tmp_path, [str(HARNESSES / "solve.py")]) as live, live.customer("ada") as ada:
+        ids = [ada.post("/v1/tasks", json=replay_task(str(i))).json()["id"] for i in live.outcomes.instances[:6]]
+        done = wait_final(ada, ids, timeout_s=120)
+        calls = _calls_by_attempt(live.store)
+    assert {t["state"] for t in done.values()} <= {"solved", "unsolved"} and any(
+        t["state"] == SOLVED for t in done.values()
+    )
+    for task in done.values():
+        for attempt in task["attempts"]:
+            metered = calls.get(_attempt_id(live, task["id"], attempt["stage"], attempt["number"]), [])
+            assert metered and attempt["cost_micro"] == sum(c.cost_micro or 0 for c in metered)
+    assert reports.check(live.store) == []
+
+
+def _attempt_id(live: Running, task_id: str, stage: int, number: int) -> int:
+    with live.store.reading() as session:
+        return int(
+            session.execute(
+                select(Attempt.id).where(Attempt.task_id == task_id, Attempt.stage == stage, Attempt.number == number)
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_harness_that_keeps_calling_is_stopped_at_its_cap(tmp_path: Path, stream: bool) -> None:
+    harness = [str(HARNESSES / "keep_calling.py"), *(["--stream"] if stream else [])]
+    tasks = 20 if stream else 60  # about six attempts a task: hundreds of harness runs
+    with agent_broker(
+        f"sqlite:///{tmp_path / 'a.sqlite3'}", tmp_path, harness, workers=8, agent_max_steps=10_000
+    ) as live:
+        with live.customer("bea") as bea:
+            instances = [str(live.outcomes.instances[k % live.outcomes.n_instances]) for k in range(tasks)]
+            ids = [bea.post("/v1/tasks", json=replay_task(i)).json()["id"] for i in instances]
+            done = wait_final(bea, ids, timeout_s=300)
+        calls = _calls_by_attempt(live.store)
+    assert all(t["state"] in FINAL for t in done.values())
+    attempts = [a for t in done.values() for a in t["attempts"]]
+    assert len(attempts) >= 3 * tasks and all(a["state"] in ("verified", "rejected") for a in attempts)
+    for task in done.values():
+        for stage, cap in enumerate(task["cascade"]["caps"]):
+            spent = sum(a["cost_micro"] for a in task["attempts"] if a["stage"] == stage)
+            assert spent <= round(cap * 1e6)
+    assert sum(len(c) for c in calls.values()) > len(attempts)  # the harnesses called again and again
+    assert reports.check(live.store) == []
+
+
+def test_the_gateway_refuses_unknown_and_spent_tokens(tmp_path: Path) -> None:
+    harness = [str(HARNESSES / "keep_calling.py")]
+    with agent_broker(f"sqlite:///{tmp_path / 'g.sqlite3'}", tmp_path, harness, agent_max_steps=2) as live:
+        bogus = httpx.post(
+            f"{live.url}/gateway/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": "Bearer mkat_0123456789abcdef_" + "y" * 43},
+        )
+        assert bogus.status_code == 401 and bogus.json()["error"]["code"] == "invalid_token"
+        with live.customer("cid") as cid:
+            task = cid.post("/v1/tasks", json=replay_task(str(live.outcomes.instances[3]))).json()
+            done = wait_final(cid, [task["id"]])[task["id"]]
+        with live.store.reading() as session:
+            steps = [c.attempt_id for c in session.execute(select(Call)).scalars()]
+    assert all(steps.count(a) <= 2 for a in set(steps))  # the step limit held
+    assert done["state"] in FINAL
+    assert reports.check(live.store) == []

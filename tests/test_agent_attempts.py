@@ -11,10 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from broker_setup import REPLAY_KEY, Running, providers_file, replay_task, synthetic_market, synthetic_plan, wait_final
-from servers import serve_in_thread
 from sqlalchemy import select
 
+from broker_setup import REPLAY_KEY, Running, providers_file, replay_task, synthetic_market, synthetic_plan, wait_final
 from modelarb.service import reports
 from modelarb.service.api.app import create_app
 from modelarb.service.broker import Broker, BrokerSettings
@@ -23,6 +22,7 @@ from modelarb.service.settings import load_providers
 from modelarb.service.states import FINAL, SOLVED
 from modelarb.service.store.engine import Store
 from modelarb.service.store.tables import Attempt, Call
+from servers import serve_in_thread
 
 HARNESSES = Path(__file__).parent / "harnesses"
 

@@ -226,7 +226,10 @@ class socket_closed:
         return None
 
 
+@pytest.mark.data
+@pytest.mark.timeout(1500)  # about 4 to 6 minutes on 2 shared CPUs: see the report in benchmarks/README.md
 def test_the_paper_plan_holds_live_over_2000_tasks(paper_data: Path) -> None:
+    """At 2000 tasks a 95% interval misses a true prediction one run in twenty: a failure here is not proof."""
     outcomes = market(paper_data / "swebench", "gpt5mini,deepseek")
     plan = fit(outcomes, target_solve_rate=0.74, scheme="exact")
     started = time.monotonic()

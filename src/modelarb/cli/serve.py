@@ -52,6 +52,29 @@ def serve(
         min=0.1,
         help="Seconds a task stays this process's without a heartbeat; a task whose broker died is resumed after it.",
     ),
+    agent_command: str | None = typer.Option(
+        None,
+        "--agent-command",
+        help="The agent harness for providers whose attempt is `agent` (a command line; it "
+        "gets OPENAI_BASE_URL, OPENAI_API_KEY, MODELARB_TASK_FILE and MODELARB_OUTPUT).",
+        show_default=False,
+    ),
+    agent_timeout: float = typer.Option(
+        600.0, "--agent-timeout", min=1.0, help="Wall-clock limit of an agent attempt."
+    ),
+    agent_max_steps: int = typer.Option(50, "--agent-max-steps", min=1, help="Most model calls of an agent attempt."),
+    agent_path: list[str] = typer.Option(
+        [],
+        "--agent-path",
+        help="A host path the harness may read (its code, its tools); repeatable.",
+        show_default=False,
+    ),
+    gateway_url: str | None = typer.Option(
+        None,
+        "--gateway-url",
+        help="Where harnesses reach the gateway (default: http://HOST:PORT/gateway/v1).",
+        show_default=False,
+    ),
     verifier_command: list[str] = typer.Option(
         [],
         "--verifier-command",
@@ -81,6 +104,11 @@ def serve(
         lease_s=lease,
         task_hard_limit=task_hard_limit,
         verifier_commands=_commands(verifier_command),
+        agent_command=shlex.split(agent_command) if agent_command else [],
+        agent_timeout_s=agent_timeout,
+        agent_max_steps=agent_max_steps,
+        agent_readonly_paths=agent_path,
+        gateway_url=gateway_url or f"http://{_reachable(host)}:{port}/gateway/v1",
         replay_key=read_replay_key(replay_key_file),
     )
     configure_json_logs()
@@ -90,6 +118,13 @@ def serve(
         f"database {broker.store.engine.url.render_as_string()}"
     )
     uvicorn.run(create_app(broker), host=host, port=port, log_level="warning")
+
+
+def _reachable(host: str) -> str:
+    """The address a local harness uses for a server listening on `host`."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _commands(items: list[str]) -> dict[str, list[str]]:

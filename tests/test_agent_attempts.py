@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
+import itertools
+import json
+import queue
 import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,4 +139,75 @@ def test_the_gateway_refuses_unknown_and_spent_tokens(tmp_path: Path) -> None:
             steps = [c.attempt_id for c in session.execute(select(Call)).scalars()]
     assert all(steps.count(a) <= 2 for a in set(steps))  # the step limit held
     assert done["state"] in FINAL
+    assert reports.check(live.store) == []
+
+
+class Relay:
+    """The test's side of `harnesses/relay.py`: attempts lent by the harness, and the candidates sent back."""
+
+    def __init__(self) -> None:
+        self.lent: queue.Queue[tuple[int, dict[str, str]]] = queue.Queue()
+        self.candidates: dict[int, str] = {}
+        tickets = itertools.count()
+        relay = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                ticket = next(tickets)
+                relay.lent.put((ticket, body))
+                self._send({"ticket": ticket})
+
+            def do_GET(self) -> None:
+                self._send({"candidate": relay.candidates.get(int(self.path.rsplit("/", 1)[1]))})
+
+            def _send(self, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_litellm_drives_the_gateway_streaming_and_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download of litellm's price list
+    litellm = pytest.importorskip("litellm")
+    relay = Relay()
+    harness = [str(HARNESSES / "relay.py"), str(relay.port)]
+    calls_made = 0
+    with agent_broker(f"sqlite:///{tmp_path / 'l.sqlite3'}", tmp_path, harness, workers=1) as live:
+        with live.customer("dan") as dan:
+            task = dan.post("/v1/tasks", json=replay_task(str(live.outcomes.instances[5]))).json()
+            deadline = time.monotonic() + 120
+            while dan.get(f"/v1/tasks/{task['id']}").json()["state"] not in FINAL:
+                assert time.monotonic() < deadline, "the task did not finish"
+                try:
+                    ticket, lent = relay.lent.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                common = {"model": "openai/any-name", "api_base": lent["base_url"], "api_key": lent["api_key"]}
+                messages = [{"role": "user", "content": "Solve it."}]
+                plain = litellm.completion(messages=messages, **common)
+                chunks = list(
+                    litellm.completion(messages=messages, stream=True, stream_options={"include_usage": True}, **common)
+                )
+                streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+                assert streamed == plain.choices[0].message.content  # the same recorded attempt, twice
+                assert plain.usage.total_tokens > 0
+                calls_made += 2
+                relay.candidates[ticket] = streamed
+            done = dan.get(f"/v1/tasks/{task['id']}").json()
+        calls = _calls_by_attempt(live.store)
+    relay.server.shutdown()
+    assert done["attempts"] and calls_made == 2 * len(done["attempts"])
+    metered = [c for attempt_calls in calls.values() for c in attempt_calls]
+    assert len(metered) == calls_made and all(c.state == "settled" and (c.cost_micro or 0) > 0 for c in metered)
     assert reports.check(live.store) == []

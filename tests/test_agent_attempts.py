@@ -103,7 +103,7 @@ def _attempt_id(live: Running, task_id: str, stage: int, number: int) -> int:
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_harness_that_keeps_calling_is_stopped_at_its_cap(tmp_path: Path, stream: bool) -> None:
     harness = [str(HARNESSES / "keep_calling.py"), *(["--stream"] if stream else [])]
-    tasks = 20 if stream else 60  # about six attempts a task: hundreds of harness runs
+    tasks = 30 if stream else 100  # a harness that keeps calling spends a stage's whole cap in one attempt
     with agent_broker(
         f"sqlite:///{tmp_path / 'a.sqlite3'}", tmp_path, harness, workers=8, agent_max_steps=10_000
     ) as live:
@@ -114,7 +114,7 @@ def test_a_harness_that_keeps_calling_is_stopped_at_its_cap(tmp_path: Path, stre
         calls = _calls_by_attempt(live.store)
     assert all(t["state"] in FINAL for t in done.values())
     attempts = [a for t in done.values() for a in t["attempts"]]
-    assert len(attempts) >= 3 * tasks and all(a["state"] in ("verified", "rejected") for a in attempts)
+    assert len(attempts) >= tasks and all(a["state"] in ("verified", "rejected") for a in attempts)
     for task in done.values():
         for stage, cap in enumerate(task["cascade"]["caps"]):
             spent = sum(a["cost_micro"] for a in task["attempts"] if a["stage"] == stage)

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from numpy.typing import NDArray
 
-from modelarb.cli import options
+from modelarb.cli import options, search_options
 from modelarb.cli.levels import MAX_LEVELS, levels_option, solve_rate_grid
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
 
@@ -117,6 +117,9 @@ def arbitrage(
     scheme: SchemeName = SchemeOption,
     levels: str | None = LevelsOption,
     unit: str | None = options.UnitOption,
+    beam_width: int | None = search_options.BeamWidthOption,
+    max_depth: int | None = search_options.MaxDepthOption,
+    orders: str | None = search_options.OrdersOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Find the cheapest cascade at each target solve rate u, and its margin over the market price.
@@ -141,6 +144,9 @@ def arbitrage(
     chosen = scheme_of(scheme)
     grid = solve_rate_grid(levels, outcomes, chosen)
     with console_err.status(f"searching cascades ({chosen} scheme) …"):
-        result = search(outcomes, grid, chosen)
+        exact = search_options.exact_settings(beam_width, max_depth, orders)
+        result = search(
+            outcomes, grid, chosen, orders=exact.orders, beam_width=exact.beam_width, max_depth=exact.max_depth
+        )
     print_result(result, outcomes)
     write_json(json_path, {**result.to_dict(), "instances": outcomes.n_instances, "source": outcomes.source})

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import typer
 
-from modelarb.cli import options
+from modelarb.cli import options, search_options
 from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, shown_rows, solve_rate_grid
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
 from modelarb.errors import AnalysisError
 
 if TYPE_CHECKING:  # the economics load scipy: commands import them when they run
     from modelarb.core.result import ArbitrageResult
-    from modelarb.core.search import Scheme
+    from modelarb.core.search import ExactSettings, Scheme
     from modelarb.data.outcomes import Outcomes
     from modelarb.economics import CompetitionResult
 
@@ -33,11 +33,11 @@ DistillDataOption = typer.Option(
 )
 
 
-def _arbitrage(outcomes: Outcomes, levels: np.ndarray, scheme: Scheme) -> ArbitrageResult:
+def _arbitrage(outcomes: Outcomes, levels: np.ndarray, scheme: Scheme, exact: ExactSettings) -> ArbitrageResult:
     from modelarb.economics import market_arbitrage
 
     with console_err.status(f"searching cascades ({scheme} scheme) …"):
-        return market_arbitrage(outcomes, levels, scheme)
+        return market_arbitrage(outcomes, levels, scheme, exact=exact)
 
 
 @market_app.command("revenue")
@@ -47,6 +47,9 @@ def revenue_command(
     scheme: SchemeName = SchemeOption,
     levels: str | None = LevelsOption,
     unit: str | None = options.UnitOption,
+    beam_width: int | None = search_options.BeamWidthOption,
+    max_depth: int | None = search_options.MaxDepthOption,
+    orders: str | None = search_options.OrdersOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Who earns what at each solve rate u, without and with the arbitrageur.
@@ -65,7 +68,8 @@ def revenue_command(
 
     outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
-    result = _arbitrage(outcomes, solve_rate_grid(levels, outcomes, chosen), chosen)
+    exact = search_options.exact_settings(beam_width, max_depth, orders)
+    result = _arbitrage(outcomes, solve_rate_grid(levels, outcomes, chosen), chosen, exact)
     earned, segments = revenue(result), segmentation(result)
     unit_ = result.cost_unit
     table(
@@ -111,6 +115,9 @@ def compete_command(
         None, "--rival-providers", help="A second arbitrageur that buys only from these providers (comma-separated)."
     ),
     unit: str | None = options.UnitOption,
+    beam_width: int | None = search_options.BeamWidthOption,
+    max_depth: int | None = search_options.MaxDepthOption,
+    orders: str | None = search_options.OrdersOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Arbitrageurs undercut each other from the market price, round by round.
@@ -129,7 +136,8 @@ def compete_command(
     outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
     grid = solve_rate_grid(levels, outcomes, chosen)
-    result = _arbitrage(outcomes, grid, chosen)
+    exact = search_options.exact_settings(beam_width, max_depth, orders)
+    result = _arbitrage(outcomes, grid, chosen, exact)
     names, costs = ["arbitrageur A", "arbitrageur B"], [result.arbitrage_cost, result.arbitrage_cost]
     rival_names = options.provider_list(rival)
     if rival_names is not None:
@@ -138,7 +146,7 @@ def compete_command(
                 f"--rival-providers must be a strict subset of the market's providers ({', '.join(outcomes.providers)})"
             )
         with console_err.status("searching the rival's cascades …"):
-            costs[1] = cascade_cost(outcomes, result.levels, rival_names, chosen)
+            costs[1] = cascade_cost(outcomes, result.levels, rival_names, chosen, exact)
         names = ["arbitrageur", "rival"]
         console.print(f"rival buys only from {', '.join(rival_names)}", highlight=False)
     race = compete(np.stack(costs), result.market_price, names, factor, None if settle else rounds)
@@ -183,6 +191,9 @@ def entry_command(
     scheme: SchemeName = SchemeOption,
     levels: str | None = LevelsOption,
     unit: str | None = options.UnitOption,
+    beam_width: int | None = search_options.BeamWidthOption,
+    max_depth: int | None = search_options.MaxDepthOption,
+    orders: str | None = search_options.OrdersOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """A provider enters the market: every incumbent's revenue share before and after, averaged over u.
@@ -203,7 +214,9 @@ def entry_command(
     chosen = scheme_of(scheme)
     grid = solve_rate_grid(levels, outcomes.select(incumbents), chosen)
     with console_err.status(f"searching both markets ({chosen} scheme) …"):
-        entry = market_entry(outcomes, incumbents, entrant, grid, chosen)
+        entry = market_entry(
+            outcomes, incumbents, entrant, grid, chosen, search_options.exact_settings(beam_width, max_depth, orders)
+        )
     columns = (*entry.providers, "arbitrageur")
     without_before, without_after = entry.average_without_before, entry.average_without_after
     with_before, with_after = entry.average_with_before, entry.average_with_after

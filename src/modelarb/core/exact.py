@@ -39,6 +39,7 @@ EXHAUSTIVE_PREFIX_CELLS = 10_000_000  # ... and every prefix's unsolved chances 
 BRANCH_DEPTH = 3  # otherwise branch and bound when cascades have at most this many stages
 BRANCH_PREFIX_CELLS = 40_000_000  # ... while the open prefixes' unsolved chances fit; beyond, beam search
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
+DEFAULT_BEAM_DEPTH = 6  # ... over cascades of at most this many stages unless a depth is given
 SWEEP_BYTES = 16 * 2**20  # one (prefixes × steps) array of a sweep
 
 
@@ -121,7 +122,8 @@ def exact_search(
     search that keeps, in each of that many solve-rate bins, the prefix nearest the hull for
     each last provider. Otherwise (None) the search is exhaustive when at most
     `EXHAUSTIVE_CASCADES` cascades exist, else a branch and bound (proven optimum) when
-    cascades have at most `BRANCH_DEPTH` stages, else a beam search over `DEFAULT_BEAM` bins.
+    cascades have at most `BRANCH_DEPTH` stages, else a beam search over `DEFAULT_BEAM` bins
+    and at most `DEFAULT_BEAM_DEPTH` stages (unless `max_depth` says otherwise).
     `branch=True` forces branch and bound (unless a beam width is given). `method` of the
     result says which search ran and whether its optimum is proven.
     """
@@ -136,17 +138,22 @@ def exact_search(
     tables = [FailureTable(outcomes.n[:, p], outcomes.s[:, p]) for p in range(outcomes.n_providers)]
     steps = [Breakpoints.of(outcomes, p, tables[p]) for p in range(outcomes.n_providers)]
     depth = min(max_depth or outcomes.n_providers, outcomes.n_providers)
-    counts = _cascade_counts([len(s.caps) for s in steps], allowed, outcomes.n_providers)[:depth]
-    total = sum(counts)
+    counts = _cascade_counts([len(s.caps) for s in steps], allowed, outcomes.n_providers)
+    total = sum(counts[:depth])
     fits = (
-        total <= EXHAUSTIVE_CASCADES and max(counts[:-1], default=0) * outcomes.n_instances <= EXHAUSTIVE_PREFIX_CELLS
+        total <= EXHAUSTIVE_CASCADES
+        and max(counts[: depth - 1], default=0) * outcomes.n_instances <= EXHAUSTIVE_PREFIX_CELLS
     )
     if beam_width is not None:
-        plan = _Plan(beam_width, depth, True)
+        plan = _Plan(beam_width, depth, False)
     elif branch or (not fits and depth <= BRANCH_DEPTH):
         plan = _Plan(None, depth, True)
-    else:
-        plan = _Plan(None if fits else DEFAULT_BEAM, depth, not fits)
+    elif fits:
+        plan = _Plan(None, depth, False)
+    else:  # a beam search; unless told otherwise, of cascades of at most DEFAULT_BEAM_DEPTH stages
+        depth = min(max_depth or DEFAULT_BEAM_DEPTH, depth)
+        total = sum(counts[:depth])
+        plan = _Plan(DEFAULT_BEAM, depth, False)
     hull, evaluated, beam_from = _search(outcomes, steps, tables, allowed, plan)
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
     if depth < outcomes.n_providers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -54,15 +55,19 @@ def search(
     select: paper.Selection | None = None,
     orders: Orders = None,
     beam_width: int | None = None,
+    max_depth: int | None = None,
 ) -> ArbitrageResult:
     """The cheapest cascade at each target solve rate u.
 
     Paper scheme: over `caps` (default: the paper's pair grid choosing one cap vector by
     mean margin for two providers, its 20-point grid per stage for more).
     Exact scheme: over every cap that changes an attempt count, and over provider `orders`
-    (exhaustive when small enough, else a beam search of `beam_width` bins).
+    (exhaustive when small enough, else branch and bound or a beam search: see `exact_search`),
+    cascades of at most `max_depth` stages.
     """
     check_scheme(scheme)
+    if scheme == "paper" and (orders is not None or beam_width is not None or max_depth is not None):
+        raise AnalysisError("orders, beam width and depth apply to the exact scheme; use --scheme exact")
     levels = check_levels(levels, best_solve_rate(outcomes, scheme))
     if scheme == "paper":
         settings = settings_for(outcomes)
@@ -76,4 +81,16 @@ def search(
             caps = settings.pair_caps() if pair else settings.stage_caps(outcomes.n_providers)
         chosen = select or ("mean_margin" if pair else "per_level")
         return paper.grid_search(outcomes, levels, caps, chosen, settings.grid, market_grid=settings.market_grid)
-    return exact_search(outcomes, levels, orders=orders, beam_width=beam_width)
+    return exact_search(outcomes, levels, orders=orders, beam_width=beam_width, max_depth=max_depth)
+
+
+@dataclass(frozen=True)
+class ExactSettings:
+    """How the exact scheme searches (see `exact_search`): provider orders, beam width, most stages."""
+
+    orders: Orders = None
+    beam_width: int | None = None
+    max_depth: int | None = None
+
+    def given(self) -> bool:
+        return self.orders is not None or self.beam_width is not None or self.max_depth is not None

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.search import Scheme
+from modelarb.core.search import ExactSettings, Scheme
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.larger import market_arbitrage
 from modelarb.economics.revenue import RevenueResult, revenue
@@ -101,7 +101,12 @@ class EntryResult:
 
 
 def market_entry(
-    outcomes: Outcomes, incumbents: Sequence[str], entrant: str, levels: Array, scheme: Scheme = "paper"
+    outcomes: Outcomes,
+    incumbents: Sequence[str],
+    entrant: str,
+    levels: Array,
+    scheme: Scheme = "paper",
+    exact: ExactSettings | None = None,
 ) -> EntryResult:
     """Revenue shares before and after `entrant` joins `incumbents`, both markets on `outcomes`' instances.
 
@@ -113,8 +118,14 @@ def market_entry(
         raise AnalysisError("market entry needs at least one incumbent provider")
     if entrant in incumbents:
         raise AnalysisError(f"the entrant {entrant!r} is already an incumbent; name a provider outside the market")
-    before = market_arbitrage(outcomes.select(list(incumbents)), levels, scheme, same_grid=True)
-    after = market_arbitrage(outcomes.select([*incumbents, entrant]), levels, scheme, same_grid=True)
+    orders = None if exact is None else exact.orders
+    if orders is not None and orders != "all":  # before entry: the orders without the entrant
+        before_orders = [kept for kept in ([p for p in order if p != entrant] for order in orders) if kept] or None
+        before_exact = ExactSettings(before_orders, exact.beam_width, exact.max_depth) if exact else None
+    else:
+        before_exact = exact
+    before = market_arbitrage(outcomes.select(list(incumbents)), levels, scheme, same_grid=True, exact=before_exact)
+    after = market_arbitrage(outcomes.select([*incumbents, entrant]), levels, scheme, same_grid=True, exact=exact)
     return EntryResult(incumbents, entrant, revenue(before), revenue(after))
 
 

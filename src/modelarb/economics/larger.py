@@ -16,7 +16,15 @@ from numpy.typing import NDArray
 from modelarb.core.paper import Selection, grid_search, provider_cost_curves
 from modelarb.core.result import ArbitrageResult
 from modelarb.core.scales import settings_for
-from modelarb.core.search import MAX_GRID_STAGES, Scheme, best_solve_rate, check_levels, check_scheme, search
+from modelarb.core.search import (
+    MAX_GRID_STAGES,
+    ExactSettings,
+    Scheme,
+    best_solve_rate,
+    check_levels,
+    check_scheme,
+    search,
+)
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.segmentation import segment
 from modelarb.errors import AnalysisError
@@ -30,20 +38,26 @@ def market_arbitrage(
     scheme: Scheme = "paper",
     cascade: Sequence[str] | None = None,
     same_grid: bool = False,
+    exact: ExactSettings | None = None,
 ) -> ArbitrageResult:
     """The cheapest cascade at each level, priced against every provider of `outcomes`.
 
     `cascade`: the providers the arbitrageur buys from, in order (default: those cheapest at
     some level, in market order). `same_grid`: use the per-stage grid and the cheapest cascade
     at each u even for a pair, so that markets of different sizes compare on one grid.
-    The exact scheme searches the whole market and takes no `cascade`.
+    The exact scheme searches the whole market and takes no `cascade`; `exact` says how.
     """
     check_scheme(scheme)
+    exact = exact or ExactSettings()
+    if scheme == "paper" and exact.given():
+        raise AnalysisError("orders, beam width and depth apply to the exact scheme; use --scheme exact")
     levels = check_levels(levels, best_solve_rate(outcomes, scheme))
     if scheme == "exact":
         if cascade is not None:
             raise AnalysisError("the exact scheme searches every provider of the market; choose them with --providers")
-        return search(outcomes, levels, "exact")
+        return search(
+            outcomes, levels, "exact", orders=exact.orders, beam_width=exact.beam_width, max_depth=exact.max_depth
+        )
     settings = settings_for(outcomes)
     if cascade is None:
         if outcomes.n_providers == 2 and not same_grid:
@@ -63,14 +77,26 @@ def market_arbitrage(
     return grid_search(outcomes, levels, caps, select, settings.grid, order=order, market_grid=settings.market_grid)
 
 
-def cascade_cost(outcomes: Outcomes, levels: Array, providers: Sequence[str], scheme: Scheme = "paper") -> Array:
+def cascade_cost(
+    outcomes: Outcomes,
+    levels: Array,
+    providers: Sequence[str],
+    scheme: Scheme = "paper",
+    exact: ExactSettings | None = None,
+) -> Array:
     """C_q(u) of an arbitrageur restricted to `providers` (cheapest cascade at each u; ∞ where it cannot reach u)."""
     check_scheme(scheme)
+    exact = exact or ExactSettings()
     if scheme == "paper":
         return market_arbitrage(outcomes, levels, "paper", cascade=providers, same_grid=True).arbitrage_cost
     sub = outcomes.select(list(providers))
     reach = levels <= best_solve_rate(sub, "exact")
     cost = np.full(len(levels), np.inf)
     if reach.any():
-        cost[reach] = search(sub, levels[reach], "exact").arbitrage_cost
+        orders = exact.orders
+        if orders is not None and orders != "all":  # the rival's orders: the market's, restricted to its providers
+            orders = [kept for kept in ([p for p in order if p in providers] for order in orders) if kept] or None
+        cost[reach] = search(
+            sub, levels[reach], "exact", orders=orders, beam_width=exact.beam_width, max_depth=exact.max_depth
+        ).arbitrage_cost
     return cost

@@ -1,0 +1,189 @@
+"""Branch and bound, beam search and the search options at scale (issue 11), on markets generated here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import CliResult
+from modelarb.core.bounds import CompletionBound
+from modelarb.core.exact import exact_search
+from modelarb.core.exact_curves import evaluate_cascades
+from modelarb.core.grid import pass_curves
+from modelarb.core.passk import FailureTable, failure_probability
+from modelarb.core.search import ExactSettings, best_solve_rate
+from modelarb.data.outcomes import Outcomes
+from modelarb.economics import market_arbitrage, market_entry
+from modelarb.economics.larger import cascade_cost
+from modelarb.errors import AnalysisError
+from test_properties import markets
+
+Run = Callable[..., CliResult]
+
+
+def leaderboard(providers: int, instances: int, seed: int = 0, attempts: int = 1) -> Outcomes:
+    """Correlated difficulty, costs over three orders of magnitude (as benchmarks/markets.py, smaller)."""
+    rng = np.random.default_rng(seed)
+    difficulty, skill = rng.normal(0, 1.5, instances), rng.normal(0, 1, providers)
+    base = 10.0 ** (-4 + 3 * np.argsort(np.argsort(skill + rng.normal(0, 0.7, providers))) / max(providers - 1, 1))
+    chance = 1 / (1 + np.exp(-(skill[None, :] - difficulty[:, None])))
+    return Outcomes(
+        instances=np.array([f"t{i}" for i in range(instances)]),
+        providers=tuple(f"m{p}" for p in range(providers)),
+        n=np.full((instances, providers), attempts),
+        s=rng.binomial(attempts, chance),
+        cost=base[None, :] * rng.lognormal(0, 0.5, instances)[:, None],
+    )
+
+
+def _levels(outcomes: Outcomes, points: int = 30) -> np.ndarray:
+    best = best_solve_rate(outcomes)
+    return np.linspace(best / 10, best, points)
+
+
+def _same_costs(a: np.ndarray, b: np.ndarray) -> None:
+    assert np.array_equal(np.isfinite(a), np.isfinite(b))
+    finite = np.isfinite(a)
+    np.testing.assert_allclose(a[finite], b[finite], rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(markets(providers=(2, 4), instances=6, attempts=4), st.sampled_from([None, 1, 2]))
+def test_branch_and_bound_equals_exhaustive_search(outcomes: Outcomes, depth: int | None) -> None:
+    levels = _levels(outcomes, 25)
+    exhaustive = exact_search(outcomes, levels, max_depth=depth)
+    proven = exact_search(outcomes, levels, max_depth=depth, branch=True)
+    assert "exhaustive" in exhaustive.method and "branch and bound (proven optimum)" in proven.method
+    _same_costs(proven.arbitrage_cost, exhaustive.arbitrage_cost)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_branch_and_bound_on_leaderboards_equals_exhaustive_search_and_closes_prefixes(seed: int) -> None:
+    outcomes = leaderboard(5, 40, seed)
+    levels = _levels(outcomes)
+    exhaustive = exact_search(outcomes, levels, max_depth=3)
+    proven = exact_search(outcomes, levels, max_depth=3, branch=True)
+    _same_costs(proven.arbitrage_cost, exhaustive.arbitrage_cost)
+    evaluated = int(proven.method.split(" of ")[0].split()[-1].replace(",", ""))
+    total = int(exhaustive.method.split("all ")[1].split()[0].replace(",", ""))
+    assert evaluated < total  # the bound closed some prefixes
+    # the answer's cascades are real: their exact values lie on the reported costs
+    for k, cascade in enumerate(proven.cascades):
+        value = evaluate_cascades(outcomes, cascade.providers, np.array([cascade.caps]))
+        assert value.solve[0] <= 1 and value.spend[0] >= 0, k
+
+
+def test_completion_bound_is_below_every_completion() -> None:
+    """L(δ) from a prefix lies below the spend of every one-stage completion of it."""
+    outcomes = leaderboard(4, 60, seed=3, attempts=3)
+    bound = CompletionBound.of(outcomes)
+    first = outcomes.provider_index(["m0"])[0]
+    k = np.ones((1, outcomes.n_instances))
+    fail = FailureTable(outcomes.n[:, first], outcomes.s[:, first]).at(k)
+    delta, least, _ = bound._curves(fail, np.array([first]), 3)
+    for q in range(1, 4):
+        for cap in np.geomspace(1e-5, 1.0, 25):
+            kq = np.floor(cap / outcomes.cost[:, q] * (1 + 1e-12))
+            fq = failure_probability(outcomes.n[:, q], outcomes.s[:, q], kq)
+            gain = float((fail[0] * (1 - fq)).mean())
+            values = evaluate_cascades(outcomes, ["m0", f"m{q}"], np.array([[outcomes.cost[:, first].max(), cap]]))
+            spend = float(values.stage_spend[0, 1])
+            assert spend >= np.interp(gain, delta[0], least[0]) * (1 - 1e-12)
+
+
+def test_beam_is_near_the_proven_optimum_and_says_so() -> None:
+    outcomes = leaderboard(6, 60, seed=2)
+    levels = _levels(outcomes)
+    proven = exact_search(outcomes, levels, max_depth=2, branch=True)
+    beam = exact_search(outcomes, levels, max_depth=2, beam_width=256)
+    assert "beam search (not exhaustive)" in beam.method and "at most 2 stages" in beam.method
+    assert np.all(beam.arbitrage_cost >= proven.arbitrage_cost * (1 - 1e-12))
+
+
+def test_failure_table_matches_the_formula() -> None:
+    rng = np.random.default_rng(0)
+    n = rng.integers(1, 40, 80)
+    s = (rng.random(80) * (n + 1)).astype(int)
+    k = np.floor(rng.random((5, 80)) * (n + 4))
+    k[0, :5], k[1, :5] = np.inf, -2
+    np.testing.assert_allclose(FailureTable(n, s).at(k), failure_probability(n, s, k), rtol=1e-12, atol=0)
+
+
+def test_pass_curves_are_computed_once_per_grid() -> None:
+    outcomes = leaderboard(3, 20)
+    budgets = np.geomspace(1e-4, 1, 50)
+    first = pass_curves(outcomes, budgets)
+    assert pass_curves(outcomes, budgets.copy()) is first and not first.flags.writeable
+    assert pass_curves(outcomes, budgets[:-1]) is not first
+
+
+def test_search_settings_reach_the_economics() -> None:
+    outcomes = leaderboard(4, 40, seed=1)
+    levels = _levels(outcomes, 10)
+    deep = market_arbitrage(outcomes, levels, "exact", exact=ExactSettings(max_depth=1))
+    assert "at most 1 stage" in deep.method
+    with pytest.raises(AnalysisError, match="exact scheme"):
+        market_arbitrage(outcomes, levels, "paper", exact=ExactSettings(beam_width=4))
+    rival = cascade_cost(outcomes, levels, ["m0", "m1"], "exact", ExactSettings(orders=[["m1", "m0", "m2"]]))
+    assert rival.shape == levels.shape
+    entry = market_entry(outcomes, ["m0", "m1", "m2"], "m3", levels[:5], "exact", ExactSettings(max_depth=2))
+    assert entry.after.levels.shape == (5,)
+
+
+def _write(folder: Path, outcomes: Outcomes) -> Path:
+    folder.mkdir(parents=True)
+    for p, name in enumerate(outcomes.providers):
+        rows = [
+            json.dumps(
+                {
+                    "id": f"repo__repo-{i}",
+                    "mean_cost": float(outcomes.cost[i, p]),
+                    "attempts": [1] * int(outcomes.s[i, p]) + [0] * int(outcomes.n[i, p] - outcomes.s[i, p]),
+                }
+            )
+            for i in range(outcomes.n_instances)
+        ]
+        (folder / f"{name}.jsonl").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_cli_search_options(run_cli: Run, tmp_path: Path) -> None:
+    folder = _write(tmp_path / "market", leaderboard(4, 30, seed=4, attempts=2))
+    out = tmp_path / "a.json"
+    result = run_cli(
+        "arbitrage",
+        "--data",
+        str(folder),
+        "--scheme",
+        "exact",
+        "--levels",
+        "0.2:best:20",
+        "--beam-width",
+        "8",
+        "--max-depth",
+        "2",
+        "--orders",
+        "m0,m1,m2;m3,m0",
+        "--json",
+        str(out),
+    )
+    assert result.code == 0, result.err
+    method = json.loads(out.read_text())["method"]
+    assert "beam search" in method and "8 solve-rate bins" in method and "orders m0 → m1 → m2, m3 → m0" in method
+    for command in (
+        ["market", "revenue"],
+        ["market", "compete", "--rival-providers", "m0,m1"],
+        ["market", "entry", "--entrant", "m3"],
+    ):
+        result = run_cli(
+            *command, "--data", str(folder), "--scheme", "exact", "--levels", "0.2:0.4:10", "--max-depth", "2"
+        )
+        assert result.code == 0, result.err
+    result = run_cli("arbitrage", "--data", str(folder), "--scheme", "paper", "--beam-width", "8")
+    assert result.code != 0 and "exact scheme" in result.err

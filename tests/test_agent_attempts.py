@@ -31,6 +31,7 @@ from modelarb.service.store.tables import Attempt, Call
 from servers import serve_in_thread
 
 HARNESSES = Path(__file__).parent / "harnesses"
+TURNS = 3  # the replay market serves each recorded attempt as a conversation of three calls
 
 
 def _free_port() -> int:
@@ -44,7 +45,7 @@ def agent_broker(db_url: str, folder: Path, harness: list[str], **settings: Any)
     """Replay market + a broker whose providers make agent attempts with `harness`, on loopback."""
     outcomes = synthetic_market()
     plan = synthetic_plan(outcomes)
-    replay_url, stop_replay = serve_in_thread(create_replay_app(outcomes, REPLAY_KEY))
+    replay_url, stop_replay = serve_in_thread(create_replay_app(outcomes, REPLAY_KEY, turns=TURNS))
     port = _free_port()
     options: dict[str, Any] = {
         "workers": 4,
@@ -87,7 +88,9 @@ def test_a_harness_with_the_openai_client_solves_tasks_through_the_gateway(store
     for task in done.values():
         for attempt in task["attempts"]:
             metered = calls.get(_attempt_id(live, task["id"], attempt["stage"], attempt["number"]), [])
-            assert metered and attempt["cost_micro"] == sum(c.cost_micro or 0 for c in metered)
+            assert attempt["cost_micro"] == sum(c.cost_micro or 0 for c in metered)
+            if attempt["state"] == "verified":
+                assert len(metered) == TURNS  # the harness talked until the outcome came
     assert reports.check(live.store) == []
 
 

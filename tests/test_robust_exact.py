@@ -84,7 +84,7 @@ def test_run_scores_fitted_caps_with_the_exact_evaluation_when_asked() -> None:
         s=rng.binomial(8, np.stack([rng.uniform(0, 0.6, 40), rng.uniform(0.2, 0.9, 40)], axis=1)),
         cost=np.stack([rng.uniform(0.004, 0.012, 40), rng.uniform(0.03, 0.06, 40)], axis=1),
     )
-    options = {"fit_budgets": (0.5, 4.0), "bootstraps": 6, "seed": 1, "executor": "serial"}
+    options = {"fit_budgets": (0.5, 4.0), "bootstraps": 6, "seed": 1, "executor": "serial", "scheme": RobustScheme()}
     paper, exact = run(market, **options), run(market, **options, evaluation="exact")
     assert exact.to_dict()["evaluation"] == "exact"
     assert np.array_equal(paper.first_caps, exact.first_caps, equal_nan=True)  # the same fits

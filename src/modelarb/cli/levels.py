@@ -78,6 +78,7 @@ def solve_rate_grid(spec: str | None, outcomes: Outcomes, scheme: Scheme) -> NDA
     from modelarb.cli.output import console_err
     from modelarb.core.search import best_solve_rate
 
+    note_cutoffs(outcomes, scheme)
     best = best_solve_rate(outcomes, scheme)
     if spec is None:
         return default_levels(outcomes, best)
@@ -112,3 +113,21 @@ def default_levels(outcomes: Outcomes, best: float, count: int = DEFAULT_LEVELS)
     starts = [pass_at_1, float(reach[reach > 0].min(initial=best))]
     low = next((u for u in starts if 0 < u < best - 0.5 * one_instance), min(one_instance, best))
     return np.linspace(low, best, count)
+
+
+def note_cutoffs(outcomes: Outcomes, scheme: Scheme) -> None:
+    """In the paper scheme, say on stderr which providers its budget grid cuts off, and what it uses."""
+    if scheme != "paper":
+        return
+    from modelarb.cli.output import console_err
+    from modelarb.core.scales import cutoff_notes, is_paper_data, settings_for
+
+    grid = settings_for(outcomes).market_grid
+    origin = "the paper's grid (the paper's data)" if is_paper_data(outcomes) else "derived from the market's costs"
+    notes = cutoff_notes(outcomes, grid.high)
+    if notes or not is_paper_data(outcomes):
+        console_err.print(
+            f"paper scheme: budgets {grid.low:.3g} to {grid.high:.3g} {outcomes.unit}, {origin}", highlight=False
+        )
+    for note in notes:
+        console_err.print(f"  cut off: {note}", highlight=False)

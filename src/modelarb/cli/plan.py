@@ -11,11 +11,14 @@ from rich.table import Table
 
 from modelarb.cli import options
 from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, solve_rate_grid
-from modelarb.cli.output import console, console_err, money, percent
+from modelarb.cli.levels import note_cutoffs
+from modelarb.cli.output import console, console_err, money, percent, write_json
 from modelarb.errors import AnalysisError
 
 if TYPE_CHECKING:
     from modelarb.core.plan import Plan
+    from modelarb.core.search import Scheme
+    from modelarb.data.outcomes import Outcomes
 
 plan_app = typer.Typer(
     name="plan", help="Fit a cascade plan for a target and save it as JSON; show a saved plan.", no_args_is_help=True
@@ -32,6 +35,7 @@ MaxPriceOption = typer.Option(
     help="Fit the highest solve rate whose expected cost per task is at most this (in the data's cost unit).",
     show_default=False,
 )
+FoldsOption = typer.Option(5, "--folds", min=0, help="Folds of the cross-validated margin over instances (0: skip it).")
 PlanArgument = typer.Argument(..., help="A plan file written by `modelarb plan fit`.", dir_okay=False)
 
 
@@ -45,8 +49,13 @@ def fit_plan(
     scheme: SchemeName = SchemeOption,
     levels: str | None = LevelsOption,
     unit: str | None = options.UnitOption,
+    folds: int = FoldsOption,
 ) -> None:
     """Fit the cheapest cascade (or mix of two) for --target-solve-rate U or --max-price P; save it.
+
+    Then prints the plan's cross-validated margin (--folds K: fitted on K − 1 folds of the
+    instances, served on the held-out one) beside its in-sample margin, and warns when they
+    differ by more than 5 points.
 
     The plan (JSON, versioned by format_version) holds: providers, cascades
     (each {order, caps, weight}), solve_rate, spend_per_task, spend_by_provider,
@@ -62,11 +71,72 @@ def fit_plan(
         raise AnalysisError("--levels applies with --max-price only; --target-solve-rate is its own level")
     outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
+    if levels is None:
+        note_cutoffs(outcomes, chosen)
     grid: np.ndarray | None = None if levels is None else solve_rate_grid(levels, outcomes, chosen)
     with console_err.status(f"fitting a plan ({chosen} scheme) …"):
         plan = fit(outcomes, target_solve_rate=target_solve_rate, max_price=max_price, scheme=chosen, levels=grid)
     plan.save(output)
     print_plan(plan, f"plan written to {output}")
+    if folds:
+        print_cross_validation(outcomes, plan.solve_rate, chosen, folds, plan.margin)
+
+
+def print_cross_validation(outcomes: Outcomes, level: float, scheme: Scheme, folds: int, in_sample: float) -> None:
+    """The cross-validated margin at `level` beside the in-sample one, and a warning when they differ."""
+    from modelarb.core.holdout import cross_validate
+
+    with console_err.status(f"cross-validating over {folds} folds …"):
+        checked = cross_validate(outcomes, level, scheme, folds=folds, in_sample=in_sample)
+    console.print(f"at u = {level:.4f}: {checked.describe()}", highlight=False)
+    warning = checked.warning()
+    if warning:
+        console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+@plan_app.command("evaluate")
+def evaluate_plan(
+    path: Path = PlanArgument,
+    data: Path | None = options.DataOption,
+    providers: str | None = options.ProvidersOption,
+    unit: str | None = options.UnitOption,
+    json_path: Path | None = options.JsonOption,
+) -> None:
+    """Serve a saved plan on another market (a held-out split, another domain, attempts a broker recorded).
+
+    Scored as in-sample: the solve rate the plan reaches there, its expected spend per task, that
+    market's price at the solve rate reached (its cheapest single provider) and the margin, which
+    may be negative. JSON keys: plan, source, instances, cost_unit, expected {solve_rate,
+    spend_per_task, market_price, margin}, served {solve_rate, spend_per_task, market_price, margin}.
+    """
+    from modelarb.core.holdout import serve_plan
+    from modelarb.core.plan import Plan
+
+    plan = Plan.load(path)
+    outcomes = options.market(data, providers, unit)
+    if outcomes.unit != plan.cost_unit:
+        raise AnalysisError(
+            f"the plan is priced in {plan.cost_unit}, the market in {outcomes.unit}; give --unit {plan.cost_unit} "
+            "if the market's costs are in that unit"
+        )
+    served = serve_plan(plan, outcomes)
+    unit_ = plan.cost_unit
+    out = Table(title=f"{path} served on {outcomes.source} · {outcomes.n_instances} instances", title_justify="left")
+    for name in ("", "expected (fitted on " + f"{plan.fitted_on.instances} instances)", "served here"):
+        out.add_column(name, justify="left" if not name else "right")
+    out.add_row("solve rate", f"{plan.solve_rate:.4f}", f"{served.solve_rate:.4f}")
+    out.add_row("spend per task", money(plan.spend, unit_), money(served.spend, unit_))
+    out.add_row("market price", money(plan.market_price, unit_), money(served.market_price, unit_))
+    out.add_row("margin", percent(plan.margin), percent(served.margin))
+    console.print(out, highlight=False)
+    expected = {"solve_rate": plan.solve_rate, "spend_per_task": plan.spend, "market_price": plan.market_price,
+                "margin": plan.margin}  # fmt: skip
+    write_json(json_path, {
+        "plan": str(path), "source": outcomes.source, "instances": outcomes.n_instances, "cost_unit": unit_,
+        "expected": expected,
+        "served": {"solve_rate": served.solve_rate, "spend_per_task": served.spend,
+                   "market_price": served.market_price, "margin": served.margin},
+    })  # fmt: skip
 
 
 @plan_app.command("show")

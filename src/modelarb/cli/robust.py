@@ -10,9 +10,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from modelarb.cli import options
 from modelarb.cli.output import console_err, percent, table, write_json
+from modelarb.core.scales import is_paper_data
 from modelarb.data.domains import read_domain_map
 from modelarb.errors import AnalysisError
-from modelarb.robust import ACCOUNTINGS, EVALUATIONS, PAPER_FIT_BUDGETS, Accounting, Evaluation, executor_for, run
+from modelarb.robust import (
+    ACCOUNTINGS,
+    EVALUATIONS,
+    PAPER_FIT_BUDGETS,
+    Accounting,
+    Evaluation,
+    RobustScheme,
+    executor_for,
+    run,
+)
 
 DEFAULT_BUDGETS = ",".join(f"{budget:g}" for budget in PAPER_FIT_BUDGETS)
 
@@ -24,8 +34,14 @@ def robust(
     fit_domain: Annotated[str, typer.Option("--fit-domain", help="Domain the fit sample is bought from.")] = "all",
     eval_domain: Annotated[str, typer.Option("--eval-domain", help="Domain the fitted cascade serves.")] = "all",
     fit_budgets: Annotated[
-        str, typer.Option("--fit-budgets", help="Comma-separated fit budgets, in the data's cost unit.")
-    ] = DEFAULT_BUDGETS,
+        str | None,
+        typer.Option(
+            "--fit-budgets",
+            help=f"Comma-separated fit budgets, in the data's cost unit (default: {DEFAULT_BUDGETS} on the paper's "
+            "data; else multiples of a draw's expected charge that buy about 10 to 10,000 draws).",
+            show_default=False,
+        ),
+    ] = None,
     bootstraps: Annotated[int, typer.Option("--bootstraps", help="Independent fit samples per fit budget.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed; bootstrap b uses SeedSequence(seed) child b.")] = 0,
     accounting: Annotated[
@@ -75,18 +91,41 @@ def robust(
         raise AnalysisError(f"--accounting {accounting!r}: use one of {', '.join(ACCOUNTINGS)}")
     if scheme not in EVALUATIONS:
         raise AnalysisError(f"--scheme {scheme!r}: use one of {', '.join(EVALUATIONS)}")
-    budgets = options.positive_numbers(fit_budgets, "--fit-budgets", "1,10,100")
+    given = None if fit_budgets is None else options.positive_numbers(fit_budgets, "--fit-budgets", "1,10,100")
     mapping = read_domain_map(domains) if domains is not None else None
     runner = executor_for(executor, cluster, workers)
     outcomes = options.market(data, providers, unit)
+    scales = RobustScheme.for_market(outcomes)
+    if not is_paper_data(outcomes):
+        console_err.print(
+            f"scales from the market's costs: budget grid {scales.grid.low:.3g} to {scales.grid.high:.3g} "
+            f"{outcomes.unit}, total cap {scales.total_cap:.3g}, draws censored at {scales.censor_at:.3g}",
+            highlight=False,
+        )
+    budgets = list(given or (scales.fit_budgets(outcomes, accounting) if outcomes.n_providers == 2 else [1.0]))
     with Progress(
-        TextColumn("bootstraps"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console_err, transient=True,
+        TextColumn("bootstraps"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console_err,
+        transient=True,
     ) as bar:
         task = bar.add_task("bootstraps", total=bootstraps)
         result = run(
-            outcomes, fit_domain, eval_domain, budgets, bootstraps, seed, cast(Accounting, accounting), runner,
-            mapping=mapping, progress=lambda n: bar.advance(task, n), evaluation=cast(Evaluation, scheme),
+            outcomes,
+            fit_domain,
+            eval_domain,
+            budgets,
+            bootstraps,
+            seed,
+            cast(Accounting, accounting),
+            runner,
+            mapping=mapping,
+            progress=lambda n: bar.advance(task, n),
+            evaluation=cast(Evaluation, scheme),
+            scheme=scales,
         )
     unit_label = outcomes.unit
     fmt = (lambda v: f"${v:g}") if unit_label == "USD" else (lambda v: f"{v:g} {unit_label}")
@@ -98,8 +137,12 @@ def robust(
         [
             [fmt(b), f"{d:.0f}", percent(m), percent(lo), percent(hi)]
             for b, d, m, lo, hi in zip(
-                result.fit_budgets.tolist(), result.draws.mean(axis=1).tolist(), result.mean.tolist(),
-                result.p5.tolist(), result.p95.tolist(), strict=True,
+                result.fit_budgets.tolist(),
+                result.draws.mean(axis=1).tolist(),
+                result.mean.tolist(),
+                result.p5.tolist(),
+                result.p95.tolist(),
+                strict=True,
             )
         ],
     )

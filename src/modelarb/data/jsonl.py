@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from modelarb.data.outcomes import USD, Outcomes, from_cells
-from modelarb.data.registry import registered_unit
+from modelarb.data.registry import registered_dataset, registered_unit
 from modelarb.errors import DataError
 
 Cells = dict[str, tuple[NDArray[np.bool_], float]]
@@ -143,8 +143,12 @@ def load_jsonl_folder(
     chosen = choose_providers(providers, known, folder)
     cells: dict[str, Cells] = {}
     units: dict[str, str] = {}
+    datasets: set[str | None] = set()
     for p in chosen:
         path = folder / f"{p}.jsonl"
         cells[p], declared = read_provider_file(path)
         units[p] = unit or declared or registered_unit(path) or USD
-    return from_cells(cells, chosen, common_unit(units), source=str(folder)), MarketReport.of(cells)
+        datasets.add(registered_dataset(path))
+    dataset = datasets.pop() if len(datasets) == 1 else None
+    outcomes = from_cells(cells, chosen, common_unit(units), source=str(folder), dataset=dataset)
+    return outcomes, MarketReport.of(cells)

@@ -37,6 +37,8 @@ class Outcomes:
     on average, in `unit`. Where the source kept the attempt sequence, `attempts`
     holds every attempt of every cell back to back (provider-major within an
     instance, in row-major cell order) and `offsets[i, p]` is where cell (i, p) starts.
+    `dataset` names the registered dataset every provider's file belongs to (matched
+    by checksum), else None.
     """
 
     instances: NDArray[np.str_]
@@ -49,6 +51,7 @@ class Outcomes:
     offsets: NDArray[np.int64] | None = None
     source: str = ""
     repositories: NDArray[np.str_] = field(default=cast("NDArray[np.str_]", None))
+    dataset: str | None = None
 
     def __post_init__(self) -> None:
         shape = (len(self.instances), len(self.providers))
@@ -60,9 +63,7 @@ class Outcomes:
         if (self.attempts is None) != (self.offsets is None):
             raise DataError("Outcomes.attempts and Outcomes.offsets go together")
         if self.repositories is None:
-            object.__setattr__(
-                self, "repositories", np.array([repository_of(i) for i in self.instances], dtype=str)
-            )
+            object.__setattr__(self, "repositories", np.array([repository_of(i) for i in self.instances], dtype=str))
         for name in ("instances", "n", "s", "cost", "attempts", "offsets", "repositories"):
             value = getattr(self, name)
             if value is not None:
@@ -147,6 +148,7 @@ class Outcomes:
             offsets=offsets,
             source=self.source,
             repositories=self.repositories[rows],
+            dataset=self.dataset,
         )
 
     def describe(self) -> list[dict[str, Any]]:
@@ -175,6 +177,7 @@ def from_cells(
     providers: Sequence[str],
     unit: str,
     source: str,
+    dataset: str | None = None,
 ) -> Outcomes:
     """Build Outcomes from {provider: {instance: (attempts, mean cost)}} over shared instances.
 
@@ -208,4 +211,5 @@ def from_cells(
         attempts=np.concatenate(chunks).astype(bool),
         offsets=offsets,
         source=source,
+        dataset=dataset,
     )

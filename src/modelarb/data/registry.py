@@ -95,3 +95,16 @@ def registered_unit(path: Path) -> str | None:
         return _unit_by_sum().get(sha256_of(path))
     except OSError:
         return None
+
+
+@lru_cache(maxsize=1)
+def _dataset_by_sum() -> dict[str, str]:
+    return {h: d.name for d in DATASETS.values() for h in d.files.values()}
+
+
+def registered_dataset(path: Path) -> str | None:
+    """The registered dataset a file belongs to (matched by checksum), else None."""
+    try:
+        return _dataset_by_sum().get(sha256_of(path))
+    except OSError:
+        return None

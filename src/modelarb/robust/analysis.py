@@ -122,7 +122,7 @@ def run(
     scores the fitted caps on the evaluation domain with exact curves (robust/exact.py); the
     fit itself always uses the sample's curves on the budget grid, as METHOD §6 defines it.
     """
-    scheme = scheme or RobustScheme()
+    scheme = scheme or RobustScheme.for_market(outcomes)
     budgets_in = np.asarray(fit_budgets, dtype=np.float64)
     _check(outcomes, budgets_in, bootstraps, seed, accounting, chunk_size)
     if evaluation not in EVALUATIONS:

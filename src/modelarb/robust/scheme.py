@@ -9,8 +9,11 @@ from numpy.typing import NDArray
 
 from modelarb.core.grid import BudgetGrid
 from modelarb.core.paper import pair_caps
+from modelarb.core.scales import MarketScale, data_grid, is_paper_data
+from modelarb.data.outcomes import Outcomes
 
 Array = NDArray[np.float64]
+DRAWS = (10, 30, 100, 300, 1000, 3000, 10000)  # draws the derived fit budgets buy, about
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,34 @@ class RobustScheme:
     fit_level_points: int = 100
     eval_window: float = 0.05
     eval_level_points: int = 20
+
+    @classmethod
+    def for_market(cls, outcomes: Outcomes) -> RobustScheme:
+        """The paper's numbers for the paper's data; otherwise the budget grid, cap grid and censoring cap
+        placed on the market's own costs (core/scales.py): total cap T = the saturation cap, τ_1 from
+        the cheapest attempt to T/2, draws censored at T/2 (the paper: T = 1, τ_1 to 0.5, censored at 0.5)."""
+        if is_paper_data(outcomes):
+            return cls()
+        scale = MarketScale.of(outcomes)
+        grid = data_grid(scale)
+        total = grid.high
+        return cls(
+            grid=grid,
+            total_cap=total,
+            cap_low=min(scale.cheapest, total / 100),
+            cap_high=total / 2,
+            censor_at=total / 2,
+        )
+
+    def fit_budgets(self, outcomes: Outcomes, accounting: str) -> tuple[float, ...]:
+        """Fit budgets buying about 10 to 10,000 draws: multiples of a draw's expected charge (the
+        accounted providers' expected spend at the censoring cap), two significant digits."""
+        from modelarb.core.exact_curves import provider_curves
+
+        _, spend = provider_curves(outcomes, [self.censor_at])
+        charge = float(spend[1, 0] if accounting == "paper" else spend[:, 0].sum())
+        charge = charge if charge > 0 else self.censor_at
+        return tuple(float(f"{charge * draws:.2g}") for draws in DRAWS)
 
     @property
     def budgets(self) -> Array:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from modelarb.core import paper
+from modelarb.core.scales import settings_for
 from modelarb.core.search import best_solve_rate
 from modelarb.data import Outcomes
 from modelarb.economics import (
@@ -327,7 +328,7 @@ def test_distillation_per_student(unit: str) -> None:
     assert result.levels.shape == result.margin.shape == (3, 100)
     np.testing.assert_allclose(result.max_margin, result.margin.mean(axis=1))
     assert np.all(result.max_margin >= 0)
-    settings_ = paper.PaperSettings.for_unit(unit)
+    settings_ = settings_for(market)  # grids from the synthetic market's own costs
     for s, student in enumerate(result.students):
         pair = market.select([student, "p0"])
         best = paper.best_solve_rate(pair, settings_.distill_grid)

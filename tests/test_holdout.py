@@ -87,8 +87,8 @@ def test_plan_fit_prints_both_margins_and_plan_evaluate(tmp_path: Path, run_cli:
             keep = [line for line in lines if fold[outcomes.instances.tolist().index(json.loads(line)["id"])] == half]
             (half_dir / src.name).write_text("\n".join(keep) + "\n")
     plan_path = tmp_path / "plan.json"
-    fitted = run_cli("plan", "fit", "--data", str(tmp_path / "half0"), "--target-solve-rate", "0.6", "-o", str(plan_path),
-                     "--folds", "3")  # fmt: skip
+    fitted = run_cli("plan", "fit", "--data", str(tmp_path / "half0"), "--target-solve-rate", "0.6",
+                     "-o", str(plan_path), "--folds", "3")  # fmt: skip
     assert fitted.code == 0, fitted.err
     assert "cross-validated margin" in flat(fitted.out) and "3 folds" in flat(fitted.out)
     out = tmp_path / "eval.json"
@@ -111,3 +111,18 @@ def test_pair_market_at_074(paper_data: Path, run_cli: Run, tmp_path: Path) -> N
     text = flat(result.out)
     assert "in-sample 32.6%" in text and "cross-validated margin 17.5%" in text
     assert "differs from the cross-validated" in flat(result.err)
+
+
+def test_arbitrage_reports_the_cross_validated_margin(tmp_path: Path, run_cli: Run) -> None:
+    folder = attempts_market(tmp_path / "m")
+    out = tmp_path / "r.json"
+    result = run_cli("arbitrage", "--data", str(folder), "--folds", "3", "--json", str(out))
+    assert result.code == 0, result.err
+    data = json.loads(out.read_text())
+    checked = data["cross_validated"]
+    assert checked["folds"] == 3 and len(checked["fold_margins"]) == 3
+    assert checked["in_sample"] == pytest.approx(data["max_margin"])
+    assert checked["low"] <= checked["mean"] <= checked["high"]
+    assert "cross-validated margin" in flat(result.out)
+    skipped = run_cli("arbitrage", "--data", str(folder), "--folds", "0", "--json", str(out))
+    assert skipped.code == 0 and json.loads(out.read_text())["cross_validated"] is None

@@ -120,6 +120,9 @@ def arbitrage(
     beam_width: int | None = search_options.BeamWidthOption,
     max_depth: int | None = search_options.MaxDepthOption,
     orders: str | None = search_options.OrdersOption,
+    folds: int = typer.Option(
+        5, "--folds", min=0, help="Folds of the cross-validated margin at the best level (0: skip it)."
+    ),
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Find the cheapest cascade at each target solve rate u, and its margin over the market price.
@@ -136,7 +139,9 @@ def arbitrage(
     partner_at, partner_weight: a second cascade mixed in at u, its share;
     provider_costs ({provider: C_p(u)}), cheapest_provider;
     spend_by_provider ({provider: arbitrageur's spend per u});
-    providers, cost_unit, scheme, method, instances, source.
+    providers, cost_unit, scheme, method, instances, source;
+    cross_validated {folds, seed, fold_margins, fold_solve_rates, mean, low, high, in_sample}
+    at max_margin_at (null with --folds 0).
     """
     from modelarb.core.search import search
 
@@ -149,4 +154,10 @@ def arbitrage(
             outcomes, grid, chosen, orders=exact.orders, beam_width=exact.beam_width, max_depth=exact.max_depth
         )
     print_result(result, outcomes)
-    write_json(json_path, {**result.to_dict(), "instances": outcomes.n_instances, "source": outcomes.source})
+    checked = None
+    if folds and result.max_margin > 0:
+        from modelarb.cli.plan import print_cross_validation
+
+        checked = print_cross_validation(outcomes, result.max_margin_at, chosen, folds, result.max_margin)
+    write_json(json_path, {**result.to_dict(), "cross_validated": None if checked is None else checked.to_dict(),
+                           "instances": outcomes.n_instances, "source": outcomes.source})  # fmt: skip

@@ -16,6 +16,7 @@ from modelarb.cli.output import console, console_err, money, percent, write_json
 from modelarb.errors import AnalysisError
 
 if TYPE_CHECKING:
+    from modelarb.core.holdout import CrossValidated
     from modelarb.core.plan import Plan
     from modelarb.core.search import Scheme
     from modelarb.data.outcomes import Outcomes
@@ -82,7 +83,9 @@ def fit_plan(
         print_cross_validation(outcomes, plan.solve_rate, chosen, folds, plan.margin)
 
 
-def print_cross_validation(outcomes: Outcomes, level: float, scheme: Scheme, folds: int, in_sample: float) -> None:
+def print_cross_validation(
+    outcomes: Outcomes, level: float, scheme: Scheme, folds: int, in_sample: float
+) -> CrossValidated:
     """The cross-validated margin at `level` beside the in-sample one, and a warning when they differ."""
     from modelarb.core.holdout import cross_validate
 
@@ -92,6 +95,7 @@ def print_cross_validation(outcomes: Outcomes, level: float, scheme: Scheme, fol
     warning = checked.warning()
     if warning:
         console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    return checked
 
 
 @plan_app.command("evaluate")

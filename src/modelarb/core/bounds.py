@@ -77,6 +77,13 @@ class CompletionBound:
     ) -> NDArray[np.bool_]:
         """Which prefixes (sharing the `used` providers) some completion of at most `remaining` stages may
         still improve the hull with."""
+        return self.slack(solve, spend, fail, used, remaining, hull) < -CLOSE_TOLERANCE
+
+    def slack(
+        self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: tuple[Array, Array]
+    ) -> Array:
+        """min over δ of (S + L(δ) − H(R + δ)) / S per prefix: ≥ 0 closes it, the lower the more promising
+        (−∞ where a completion may reach past the hull's top)."""
         delta, least, most = self._curves(fail, used, remaining)
         # the curve stops at δ = most: clip the breakpoints there, L read by linear interpolation
         below = (delta < most[:, None]).sum(axis=1)  # breakpoints before `most`; ≥ 1 since delta[:, 0] = 0
@@ -89,8 +96,9 @@ class CompletionBound:
         delta = np.where(beyond, most[:, None], delta)
         least = np.where(beyond, at_most[:, None], least)
         target = _hull_at(*hull, solve[:, None] + delta)
-        slack = CLOSE_TOLERANCE * np.maximum(np.abs(spend), 1e-300)[:, None]
-        return np.any(spend[:, None] + least < target - slack, axis=1)
+        with np.errstate(invalid="ignore"):
+            gap = (spend[:, None] + least - target).min(axis=1)
+        return gap / np.maximum(np.abs(spend), 1e-300)
 
     def child_thresholds(self, fail: Array, used: Index, remaining: int, hull: tuple[Array, Array]) -> Array:
         """Per prefix and solve-rate cell (K, GRID + 1): a spend at or above which a child of the prefix

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.bounds import CELLS, GRID, CompletionBound, cell_of
+from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, GRID, CompletionBound, cell_of
 from modelarb.core.cascade import Cascade
 from modelarb.core.exact_curves import Breakpoints, evaluate, provider_cost_curves
 from modelarb.core.hull import lower_hull, read_hull
@@ -39,6 +39,7 @@ EXHAUSTIVE_PREFIX_CELLS = 10_000_000  # ... and every prefix's unsolved chances 
 BRANCH_DEPTH = 3  # otherwise branch and bound when cascades have at most this many stages
 BRANCH_PREFIX_CELLS = 40_000_000  # ... while the open prefixes' unsolved chances fit; beyond, beam search
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
+BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin (the most promising)
 DEFAULT_BEAM_DEPTH = 6  # ... over cascades of at most this many stages unless a depth is given
 SWEEP_BYTES = 16 * 2**20  # one (prefixes × steps) array of a sweep
 
@@ -170,7 +171,8 @@ def exact_search(
         switch = "" if beam_from is None else f"branch and bound, then from stage {beam_from + 1} "
         method = (
             f"exact caps, {switch}beam search (not exhaustive): per stage the prefix nearest the hull in each of "
-            f"{bins} solve-rate bins for each last provider; {evaluated:,} of {total:.3g} cascades over {scope}; "
+            f"{bins} solve-rate bins for each last provider, at most {bins * BEAM_PER_BIN} of them (those whose "
+            f"completion bound dips furthest below the hull); {evaluated:,} of {total:.3g} cascades over {scope}; "
             "lower convex hull"
         )
     return _result(outcomes, levels, hull, method)
@@ -204,9 +206,10 @@ def _cascade_counts(groups: list[int], allowed: set[tuple[int, ...]] | None, n_p
     # ordered sequences of m distinct providers: m! · e_m(groups), e_m the elementary symmetric sums
     elementary = np.zeros(n_providers + 1)
     elementary[0] = 1.0
-    for g in groups:
-        elementary[1:] = elementary[1:] + g * elementary[:-1]
-    return [float(elementary[m] * factorial(m)) for m in range(1, n_providers + 1)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for g in groups:
+            elementary[1:] = elementary[1:] + g * elementary[:-1]
+        return [float(elementary[m] * (factorial(m) if m <= 170 else np.inf)) for m in range(1, n_providers + 1)]
 
 
 def _search(
@@ -223,6 +226,7 @@ def _search(
     prefixes, fail, evaluated = hull, np.ones((1, outcomes.n_instances)), 0
     top = float(np.any(outcomes.s > 0, axis=1).mean())  # > 0 once there is any step to sweep
     bound = CompletionBound.of(outcomes) if plan.branch else None
+    ranking = bound or CompletionBound.of(outcomes)
     bins, beam_from = plan.bins, None
     for depth in range(plan.depth):
         last, kept = depth == plan.depth - 1, []
@@ -241,7 +245,7 @@ def _search(
                 row = np.repeat(sweep.rows, sweep.solve.shape[1])
                 keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
             if bins is not None:
-                near = _nearest(solve[keep], spend[keep], floor[keep], sweep.q, bins / top, n_p)
+                near = _nearest(solve[keep], spend[keep], floor[keep], sweep.q, bins * BEAM_PER_BIN / top, n_p)
                 keep = keep[near]
             kept.append(sweep.points(keep))
         if not kept:
@@ -249,8 +253,21 @@ def _search(
         prefixes = _Points.joined(kept)
         if bins is not None:
             floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
-            near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], bins / top, n_p)
+            fine = bins * BEAM_PER_BIN / top
+            near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], fine, n_p)
             prefixes = prefixes.take(near)
+            if len(near) > bins * BEAM_PER_BIN:  # the most promising by their completion bound
+                fail = _extended(prefixes, fail, tables, outcomes, depth)
+                coarse = _nearest(
+                    prefixes.solve, prefixes.spend, floor[near], prefixes.stages[:, depth], bins / top, n_p
+                )
+                rank = _promise(
+                    ranking, prefixes, fail, hull, floor[near], plan.depth - depth - 1, coarse, bins * BEAM_PER_BIN // 2
+                )
+                prefixes = prefixes.take(rank[: bins * BEAM_PER_BIN])
+                fail = fail[rank[: bins * BEAM_PER_BIN]]
+                prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
+                continue
         elif len(prefixes.solve) * outcomes.n_instances > BRANCH_PREFIX_CELLS and bound is not None:
             bins, beam_from = DEFAULT_BEAM, depth + 1  # too many open prefixes to keep them all: beam from here
             floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
@@ -264,6 +281,40 @@ def _search(
             break
         prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
     return hull, evaluated, beam_from
+
+
+def _promise(
+    bound: CompletionBound,
+    prefixes: _Points,
+    fail: Array,
+    hull: _Points,
+    floor: Array,
+    remaining: int,
+    first: Index,
+    half: int,
+) -> Index:
+    """Prefixes from the most promising: the furthest their completion bound dips below the hull (any
+    providers may follow), then the nearest the hull, except that the `half` most promising of rows `first`
+    go first; closed ones are left out."""
+    slack = np.empty(len(prefixes.solve))
+    chunk = max(1, CELLS // max(fail.shape[1], 1))
+    for start in range(0, len(slack), chunk):
+        part = slice(start, start + chunk)
+        slack[part] = bound.slack(
+            prefixes.solve[part],
+            prefixes.spend[part],
+            fail[part],
+            np.zeros(0, np.int64),
+            max(remaining, 1),
+            (hull.solve, hull.spend),
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.where(floor > 0, prefixes.spend / floor - 1.0, 0.0)
+    order = np.lexsort((gap, slack))
+    order = order[slack[order] < -CLOSE_TOLERANCE]
+    chosen = np.isin(order, first)
+    chosen[np.flatnonzero(chosen)[half:]] = False  # at most `half` of `first` go first
+    return np.concatenate([order[chosen], order[~chosen]])
 
 
 def _groups(prefixes: _Points, depth: int) -> Iterator[tuple[Index, Index]]:

@@ -48,8 +48,18 @@ from modelarb.service.verifiers import Verdict, VerifierContext, verify
 
 log = logging.getLogger("modelarb.tasks")
 ATTEMPTED = ("verified", "rejected")
+NO_ROOM = "no room"
 MIN_MAX_TOKENS = 1
 INTERRUPTED = "interrupted: the broker stopped during this call; booked at its worst case"
+
+
+@dataclass(frozen=True)
+class Made:
+    """A provider call made for an attempt: the attempt as stored, and whether a failure may be retried."""
+
+    attempt: Attempt
+    retryable: bool
+    retry_after_s: float | None
 
 
 @dataclass(frozen=True)
@@ -134,65 +144,77 @@ class TaskRunner:
         return self._finish(task.id, UNSOLVED)
 
     def _run_stage(self, task: Task, stage: int, provider: str) -> str:
-        """Attempts of one provider under the cap rule; SOLVED, CANCELLED, FAILED (provider down) or UNSOLVED."""
+        """Attempts of one provider under the cap rule; SOLVED, CANCELLED, FAILED (provider down) or UNSOLVED.
+
+        The stage's attempts are read once and then kept here: only this worker adds to them.
+        """
         client = self.setup.clients[provider]
         cap = int(task.caps_micro[stage])
         prompt_tokens = prompt_token_bound(task.messages)
+        attempts = self._attempts(task.id, stage)
         retries = 0
         while True:
-            attempts = self._attempts(task.id, stage)
             costs = [a.cost_micro for a in attempts if a.state in ATTEMPTED]
             stage_spent = sum(a.cost_micro for a in attempts)
             expected = sum(costs) / len(costs) if sum(costs) > 0 else self.setup.attempt_cost_micro[provider]
             if stage_spent + expected > cap or len(costs) >= self.setup.max_attempts_per_stage:
                 return UNSOLVED
-            current = self._load(task.id)
-            if current.cancel_requested:
-                return self._finish(task.id, CANCELLED)
             if client.config.attempt == "agent":
+                if self._load(task.id).cancel_requested:
+                    return self._finish(task.id, CANCELLED)
                 attempt = self._agent_attempt(task, stage, provider, len(costs))
+                attempts.append(attempt)
                 if attempt.state == "responded" and self._verify(task, attempt).verified:
                     return self._finish(task.id, SOLVED, solution=attempt.reply)
                 continue
-            room = min(cap - stage_spent, current.hard_limit_micro - current.spent_micro - current.reserved_micro)
-            max_tokens = client.max_tokens_within(room, prompt_tokens)
-            if max_tokens < MIN_MAX_TOKENS:
-                return UNSOLVED
-            result = self._attempt(task, stage, provider, len(costs), prompt_tokens, max_tokens, cap)
-            if result is None:  # the reservation did not fit
+            made = self._attempt(task, stage, provider, len(costs), prompt_tokens, cap - stage_spent)
+            if made == CANCELLED:
+                return self._finish(task.id, CANCELLED)
+            if not isinstance(made, Made):  # not even a one-token call fits what remains
                 if self.setup.metrics is not None:
                     self.setup.metrics.refusals.labels("task_cap").inc()
                 return UNSOLVED
-            attempt, retryable, retry_after = result
-            if attempt.state == "error":
-                if not retryable or retries >= client.config.max_retries:
+            attempts.append(made.attempt)
+            if made.attempt.state == "error":
+                if not made.retryable or retries >= client.config.max_retries:
                     return FAILED
                 if self.setup.metrics is not None:
                     self.setup.metrics.retries.labels(provider).inc()
-                self.setup.sleep(client.backoff_s(retries, retry_after, self.rng))
+                self.setup.sleep(client.backoff_s(retries, made.retry_after_s, self.rng))
                 retries += 1
                 continue
             retries = 0
-            if self._verify(task, attempt).verified:
-                return self._finish(task.id, SOLVED, solution=attempt.reply)
+            if self._verify(task, made.attempt).verified:
+                return self._finish(task.id, SOLVED, solution=made.attempt.reply)
 
     def _attempt(
-        self, task: Task, stage: int, provider: str, number: int, prompt_tokens: int, max_tokens: int, cap: int
-    ) -> tuple[Attempt, bool, float | None] | None:
-        """One provider call for attempt `number`: reserve, call, settle. None if the reservation did not fit."""
+        self, task: Task, stage: int, provider: str, number: int, prompt_tokens: int, stage_room: int
+    ) -> Made | str:
+        """One provider call for attempt `number`: reserve, call, settle.
+
+        Returns CANCELLED if the customer cancelled, NO_ROOM if not even a one-token call fits what
+        remains of the stage's cap and the task's hard limit (`max_tokens` is lowered to fit).
+        """
         client = self.setup.clients[provider]
         call_id = uuid.uuid4().hex
-        worst = client.worst_case_micro(prompt_tokens, max_tokens)
         with self.setup.store.transaction() as session:
+            current = self._check_lease(session, task.id)
+            if current.cancel_requested:
+                return CANCELLED
+            room = min(stage_room, current.hard_limit_micro - current.spent_micro - current.reserved_micro)
+            max_tokens = client.max_tokens_within(room, prompt_tokens)
+            if max_tokens < MIN_MAX_TOKENS:
+                return NO_ROOM
+            worst = client.worst_case_micro(prompt_tokens, max_tokens)
             attempt = Attempt(
                 task_id=task.id, stage=stage, provider=provider, number=number, state="calling", worker=self.worker
             )
             session.add(attempt)
             session.flush()
-            if not reserve_call(session, task.id, self.worker, attempt, call_id, worst, cap):
+            if not reserve_call(session, task.id, self.worker, attempt, call_id, worst, int(task.caps_micro[stage])):
                 session.rollback()
-                return None
-            session.execute(update(Task).where(Task.id == task.id).values(lease_until=time.time() + self.setup.lease_s))
+                return NO_ROOM
+            current.lease_until = time.time() + self.setup.lease_s
         metadata = {"task": task.id, "attempt": str(number)}
         if task.instance:
             metadata["instance"] = task.instance
@@ -232,7 +254,7 @@ class TaskRunner:
                 "error": row.error,
             },
         )
-        return row, outcome.retryable, outcome.retry_after_s
+        return Made(row, outcome.retryable, outcome.retry_after_s)
 
     def _agent_attempt(self, task: Task, stage: int, provider: str, number: int) -> Attempt:
         """One run of the agent harness, its model calls metered by the gateway; the attempt it leaves."""

@@ -197,10 +197,11 @@ def run(
     (the broker's clock).
 
     JSON keys: tasks, cost_unit, price (the quoted price per task); solve_rate, spend_per_task,
-    revenue_per_task, margin: each {realised, ci95: [low, high], predicted, inside_ci} (margin also
-    method: "delta"); states ({state: count}); wall_s; throughput_per_s; latency_s ({p50, p90, p99});
-    concurrency; seed; broker ("started" or its URL); same_data_as_fit; ledger ({balanced, problems};
-    balanced is null with --broker).
+    revenue_per_task, margin: each {realised, ci95 (a list: low, high), predicted, inside_ci,
+    predicted_on_drawn_instances (the plan's expectation on the very instances drawn; null for revenue
+    and margin)} (margin also method: "delta"); states ({state: count}); wall_s; throughput_per_s;
+    latency_s ({p50, p90, p99}); concurrency; seed; broker ("started" or its URL); same_data_as_fit;
+    ledger ({balanced, problems}; balanced is null with --broker).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -268,12 +269,12 @@ def _print_check(result: LiveCheck) -> None:
         (f"margin ({result.margin_method} method)", result.margin, share),
     ):
         inside = "yes" if figure.covers else "[bold red]no[/]"
-        rows.append(
-            [name, show(figure.realised), f"{show(figure.low)} – {show(figure.high)}", show(figure.predicted), inside]
-        )
+        on_draw = "" if figure.predicted_on_draw is None else show(figure.predicted_on_draw)
+        interval = f"{show(figure.low)} – {show(figure.high)}"
+        rows.append([name, show(figure.realised), interval, show(figure.predicted), inside, on_draw])
     table(
         f"live check: {result.tasks} tasks at {cash(result.price)} each ({result.broker} broker)",
-        ["", "realised", "95% CI", "plan predicts", "plan inside CI"],
+        ["", "realised", "95% CI", "plan predicts", "plan inside CI", "plan on the drawn instances"],
         rows,
     )
     states = ", ".join(f"{state} {count}" for state, count in result.states.items())

@@ -31,6 +31,7 @@ import httpx
 import numpy as np
 import uvicorn
 
+from modelarb.core.live import live_instances
 from modelarb.core.plan import Plan, fingerprint
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import ServiceError
@@ -103,6 +104,7 @@ class Figure:
     low: float
     high: float
     predicted: float
+    predicted_on_draw: float | None = None
 
     @property
     def covers(self) -> bool:
@@ -118,6 +120,7 @@ class Figure:
             "ci95": [number(self.low), number(self.high)],
             "predicted": number(self.predicted),
             "inside_ci": self.covers,
+            "predicted_on_drawn_instances": None if self.predicted_on_draw is None else number(self.predicted_on_draw),
         }
 
 
@@ -198,8 +201,12 @@ def summarise(
     broker: str,
     same_data_as_fit: bool,
     ledger_problems: Sequence[str] | None = None,
+    on_draw: tuple[float, float] | None = None,
 ) -> LiveCheck:
-    """The realised figures of `records` (all final) beside the plan's live predictions at `price_micro` per task."""
+    """The realised figures of `records` (all final) beside the plan's live predictions at `price_micro` per task.
+
+    `on_draw`: the plan's expected (solve rate, spend per task) on the very instances the tasks drew.
+    """
     if not records:
         raise ServiceError("the live check needs at least one task")
     if plan.live is None:
@@ -215,8 +222,8 @@ def summarise(
         tasks=n,
         cost_unit=plan.cost_unit,
         price=price,
-        solve_rate=Figure(solved / n, low, high, plan.live.solve_rate),
-        spend=Figure(*_in_units(mean_interval(spend_micro)), plan.live.spend),
+        solve_rate=Figure(solved / n, low, high, plan.live.solve_rate, on_draw[0] if on_draw else None),
+        spend=Figure(*_in_units(mean_interval(spend_micro)), plan.live.spend, on_draw[1] if on_draw else None),
         revenue=Figure(*_in_units(mean_interval(revenue_micro)), price),
         margin=Figure(*margin_interval(revenue_micro, spend_micro), predicted_margin),
         states=dict(sorted(Counter(record.state for record in records).items())),
@@ -342,7 +349,7 @@ def _refused(url: str, what: str, response: httpx.Response) -> ServiceError:
     return ServiceError(f"the broker at {url} refused {what} ({response.status_code}: {_error_text(response)})")
 
 
-def _unreachable(url: str, exc: httpx.HTTPError) -> ServiceError:
+def _unreachable(url: str, exc: Exception) -> ServiceError:
     return ServiceError(f"cannot reach the broker at {url}: {exc or type(exc).__name__}; check --broker")
 
 
@@ -355,18 +362,22 @@ def quote_per_task(url: str, key: str, plan: Plan) -> int:
             headers={"Authorization": f"Bearer {key}"},
             timeout=30,
         )
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise _unreachable(url, exc) from None
     if response.status_code != 201:
         raise _refused(url, "a quote", response)
-    quote = response.json()
+    try:
+        quote = response.json()
+        price_micro = int(quote["price_micro"])
+    except (ValueError, KeyError, TypeError):
+        raise ServiceError(f"{url} did not answer a quote as a modelarb broker does; check --broker") from None
     expected = plan_id_of(plan)
     if quote.get("plan_id") != expected:
         raise ServiceError(
             f"the broker at {url} serves plan {quote.get('plan_id')}, not the plan given ({expected}); "
             "give --plan the plan file the broker serves"
         )
-    return int(quote["price_micro"])
+    return price_micro
 
 
 def task_body(instance: str, price_micro: int) -> dict[str, Any]:
@@ -500,6 +511,23 @@ def submit_tasks(
     return asyncio.run(_customers(url, key, instances, price_micro, concurrency, task_timeout_s, on_done))
 
 
+def expected_on(plan: Plan, outcomes: Outcomes, instances: Sequence[str]) -> tuple[float, float]:
+    """The plan's expected (solve rate, spend per task) under its live cap rule on these instances (repeats count).
+
+    The plan's own figures average over every instance of the data it was fitted on; a random draw of
+    instances differs from that average by sampling alone, which this separates from the broker.
+    """
+    attempt_cost = plan.require_live()
+    solve, spend = np.zeros(outcomes.n_instances), np.zeros(outcomes.n_instances)
+    for cascade, weight in zip(plan.cascades, plan.weights, strict=True):
+        solved, stage_spend = live_instances(outcomes, cascade, attempt_cost)
+        solve += weight * solved
+        spend += weight * stage_spend.sum(axis=0)
+    rows = {str(name): row for row, name in enumerate(outcomes.instances.tolist())}
+    drawn = [rows[name] for name in instances]
+    return float(solve[drawn].mean()), float(spend[drawn].mean())
+
+
 def draw_instances(outcomes: Outcomes, tasks: int, seed: int) -> list[str]:
     """`tasks` instances drawn uniformly with replacement from the market (seeded)."""
     if tasks < 1:
@@ -539,6 +567,7 @@ def run_check(
         )
     instances = draw_instances(outcomes, tasks, seed)
     same_data = fingerprint(outcomes) == plan.fitted_on.fingerprint
+    on_draw = expected_on(plan, outcomes, instances)
 
     def run(url: str, customer_key: str) -> tuple[int, list[TaskRecord], float]:
         price_micro = quote_per_task(url, customer_key, plan)
@@ -575,4 +604,5 @@ def run_check(
         broker=broker_url or "started",
         same_data_as_fit=same_data,
         ledger_problems=problems,
+        on_draw=on_draw,
     )

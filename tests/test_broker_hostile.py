@@ -524,36 +524,54 @@ def test_every_request_model_answers_random_bodies_with_a_2xx_or_a_clean_4xx(idl
     assert reports.check(idle.store) == []
 
 
+NUL_TASK = {"messages": [{"role": "user", "content": "x"}], "verifier": EXACT, "max_price": 5, "quote_id": "q-\x00"}
+
+
 @pytest.mark.parametrize(
-    ("path", "who", "body"),
+    ("method", "path", "who", "body"),
     [
-        ("/v1/admin/customers", "admin", {"name": "nul\x00name"}),
-        ("/v1/admin/keys", "admin", {"customer": "nul\x00name"}),
-        (
-            "/v1/tasks",
-            "customer",
-            {"messages": [{"role": "user", "content": "x"}], "verifier": EXACT, "max_price": 5, "quote_id": "q-\x00"},
-        ),
+        ("POST", "/v1/admin/customers", "admin", {"name": "nul\x00name"}),
+        ("POST", "/v1/admin/keys", "admin", {"customer": "nul\x00name"}),
+        ("POST", "/v1/tasks", "customer", NUL_TASK),
+        ("GET", "/v1/tasks?after=t-%00", "customer", None),
+        ("GET", "/v1/tasks/t-%00", "customer", None),
+        ("POST", "/v1/admin/keys/%00/revoke", "admin", None),
     ],
-    ids=["customer-name", "key-customer", "quote-id"],
+    ids=["customer-name", "key-customer", "quote-id", "after", "task-id", "key-id"],
 )
-def test_nul_characters_are_a_4xx(idle: Live, request: pytest.FixtureRequest, path: str, who: str, body: Any) -> None:
+def test_nul_characters_are_a_4xx(
+    idle: Live, request: pytest.FixtureRequest, method: str, path: str, who: str, body: Any
+) -> None:
     if idle.database == "postgresql":
         request.applymarker(
             pytest.mark.xfail(
                 strict=True,
                 reason="bug: PostgreSQL refuses NUL in text, the DataError becomes a 500; fix: refuse NUL in every "
-                "string field of api/models.py (and in path and query strings) with a 422",
+                "string field of api/models.py and in path and query parameters with a 422 (or 404)",
             )
         )
     key = idle.customer_key if who == "customer" else idle.admin_key
     before = state(idle.store)
     with idle.client(key) as client:
-        answer = client.post(path, json=body)
+        answer = client.request(method, path, json=body)
     assert_clean(answer)
     assert answer.status_code in (201, 404, 422)
     if answer.status_code >= 400:
         assert state(idle.store) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: revoking an unknown key id is a 422 (ServiceError); an unknown resource is a 404 like unknown "
+    "tasks and quotes; fix: raise Rejected('not_found', ...) (or HTTPException(404)) in api/admin.py's revoke",
+)
+def test_revoking_an_unknown_key_is_a_404(idle: Live) -> None:
+    before = state(idle.store)
+    with idle.client(idle.admin_key) as client:
+        answer = client.post("/v1/admin/keys/0123456789abcdef/revoke")
+    assert_clean(answer)
+    assert state(idle.store) == before
+    assert answer.status_code == 404, answer.text
 
 
 def test_a_lone_surrogate_is_refused_and_changes_nothing(idle: Live) -> None:

@@ -30,6 +30,9 @@ def test_replay_tasks_run_end_to_end_and_the_ledger_balances(store_url: str, tmp
             assert task["charged_micro"] == task["price_micro"]  # per_task: charged whether solved or not
             real = [a for a in task["attempts"] if a["state"] in ("verified", "rejected")]
             assert sum(a["verified"] for a in real) == (task["state"] == SOLVED)
+            for stage in {a["stage"] for a in real}:  # fresh draws: attempts of a stage are numbered 0, 1, 2, ...
+                numbers = [a["number"] for a in real if a["stage"] == stage]
+                assert numbers == list(range(len(numbers)))
             if task["state"] == SOLVED:
                 assert "replay-outcome:" in task["solution"]
             by_stage: dict[int, int] = {}

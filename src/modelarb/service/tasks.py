@@ -318,7 +318,7 @@ class TaskRunner:
             self.setup.sleep(0.02)
 
     def _verify(self, task: Task, attempt: Attempt) -> Verdict:
-        """Check a stored reply with the task's verifier and record the verdict."""
+        """Check a stored reply with the task's verifier and record the verdict (in the store and on `attempt`)."""
         context = self.setup.verifier_context(task, attempt.provider)
         verdict = verify(task.verifier, attempt.reply or "", context)
         with self.setup.store.transaction() as session:
@@ -327,6 +327,7 @@ class TaskRunner:
             assert row is not None
             row.state = "verified" if verdict.verified else "rejected"
             row.verified, row.verdict = verdict.verified, verdict.reason
+        attempt.state, attempt.verified, attempt.verdict = row.state, row.verified, row.verdict  # the caller's copy
         return verdict
 
     # --- finishing ---

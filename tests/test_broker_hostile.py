@@ -2,7 +2,7 @@
 
 Every request gets a 2xx or a 4xx `{"error": {"type", "message"}}` (never a 5xx or a traceback), a
 rejected request changes nothing in the database, and the books balance afterwards. Runs on SQLite
-and on PostgreSQL. Known bugs are strict xfails, each naming the fix it waits for.
+and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class DropTracebacks(logging.Filter):
 
 @pytest.fixture(scope="module", autouse=True)
 def quiet_server_tracebacks() -> Iterator[None]:
-    """Keep the in-process servers from formatting the tracebacks of 500s (the known bugs' xfails make some).
+    """Keep the in-process servers from formatting the tracebacks of 500s (a regression would make some).
 
     On Python 3.11 before 3.11.8 a traceback is formatted with `ast.parse`, whose state all threads share:
     a server thread logging a 500 while pytest renders a failure crashes pytest ("AST constructor recursion
@@ -342,11 +342,6 @@ def test_schemathesis_finds_no_5xx_no_traceback_and_no_change_on_rejection(live:
     assert reports.check(live.store) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: datetimes are served naive (no UTC offset), which is not an OpenAPI date-time; "
-    "fix: serialise every datetime of api/models.py as aware UTC",
-)
 def test_responses_conform_to_the_schema(live: Live, schema: Any) -> None:
     headers = {"Authorization": f"Bearer {live.customer_key}"}
     operation = schema.find_operation_by_label("POST /v1/quotes")
@@ -356,11 +351,6 @@ def test_responses_conform_to_the_schema(live: Live, schema: Any) -> None:
     case.validate_response(response, checks=[response_schema_conformance], headers=headers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: the schema documents no error status (401, 402, 403, 404, 409, 413); "
-    "fix: declare them with an error model on the routers (APIRouter(responses=...))",
-)
 def test_every_status_the_api_answers_is_in_its_schema(live: Live, schema: Any) -> None:
     operation = schema.find_operation_by_label("POST /v1/quotes")
     case = operation.Case(body={})
@@ -542,14 +532,6 @@ NUL_TASK = {"messages": [{"role": "user", "content": "x"}], "verifier": EXACT, "
 def test_nul_characters_are_a_4xx(
     idle: Live, request: pytest.FixtureRequest, method: str, path: str, who: str, body: Any
 ) -> None:
-    if idle.database == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: PostgreSQL refuses NUL in text, the DataError becomes a 500; fix: refuse NUL in every "
-                "string field of api/models.py and in path and query parameters with a 422 (or 404)",
-            )
-        )
     key = idle.customer_key if who == "customer" else idle.admin_key
     before = state(idle.store)
     with idle.client(key) as client:
@@ -560,11 +542,6 @@ def test_nul_characters_are_a_4xx(
         assert state(idle.store) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: revoking an unknown key id is a 422 (ServiceError); an unknown resource is a 404 like unknown "
-    "tasks and quotes; fix: raise Rejected('not_found', ...) (or HTTPException(404)) in api/admin.py's revoke",
-)
 def test_revoking_an_unknown_key_is_a_404(idle: Live) -> None:
     before = state(idle.store)
     with idle.client(idle.admin_key) as client:
@@ -587,11 +564,6 @@ def test_a_lone_surrogate_is_refused_and_changes_nothing(idle: Live) -> None:
 
 
 @pytest.mark.parametrize("since", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: reports._naive_utc converts `since` to UTC without bounds, OverflowError becomes a 500; fix: "
-    "clamp (or 422) a since whose UTC time is outside datetime's range",
-)
 def test_a_since_at_the_edge_of_time_is_not_a_500(idle: Live, since: str) -> None:
     with idle.client(idle.admin_key) as client:
         answer = client.get("/v1/ledger/summary", params={"since": since})
@@ -680,12 +652,6 @@ def test_a_reply_over_the_verifiers_limit_is_rejected_and_the_broker_keeps_servi
 
 
 @pytest.mark.parametrize("oversized", [4 * MAX_REPLY_CHARS], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="missing bound: a provider's reply is read and stored whole, however large; fix: read the response "
-    "body with a byte cap (stream it; e.g. 4 MiB or 16 bytes a max_token), past it an error attempt booked at "
-    "the call's worst case, and store at most MAX_REPLY_CHARS of a reply",
-)
 def test_a_huge_provider_reply_is_not_stored_whole(oversized: Live) -> None:
     with oversized.client(oversized.customer_key) as client:
         big = submit(client, BIG_QUESTION)

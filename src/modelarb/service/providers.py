@@ -28,6 +28,7 @@ MESSAGE_OVERHEAD_TOKENS = 8
 REQUEST_OVERHEAD_TOKENS = 16
 RETRY_AFTER_CAP_FACTOR = 4
 ERROR_TEXT_LIMIT = 300
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a larger reply is refused unread (booked at the call's worst case)
 
 
 def prompt_token_bound(messages: list[dict[str, Any]]) -> int:
@@ -140,7 +141,14 @@ class ProviderClient:
         with self._slots:
             started = time.monotonic()
             try:
-                response = self._http.post(self._url, json=body, headers=headers, timeout=self._timeout)
+                with self._http.stream("POST", self._url, json=body, headers=headers, timeout=self._timeout) as reply:
+                    content = bytearray()
+                    for piece in reply.iter_bytes():
+                        content += piece
+                        if len(content) > MAX_RESPONSE_BYTES:
+                            error = f"the reply is larger than {MAX_RESPONSE_BYTES} bytes; not read further"
+                            return _failure(error, started, retryable=False, billed=True)
+                response = httpx.Response(reply.status_code, headers=reply.headers, content=bytes(content))
             except httpx.TimeoutException as exc:
                 error = f"timed out after {self.config.timeout_s:g} s ({type(exc).__name__})"
                 return _failure(error, started, billed=_sent(exc))

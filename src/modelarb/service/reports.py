@@ -53,7 +53,10 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     """A datetime as the naive UTC the tables store; a naive input is taken to be UTC already."""
     if moment is None or moment.tzinfo is None:
         return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ServiceError(f"{moment.isoformat()} is outside the range of dates the ledger can compare") from None
 
 
 def cost_unit(session: Session) -> str:

@@ -44,7 +44,7 @@ from modelarb.service.states import (
 )
 from modelarb.service.store.engine import Store
 from modelarb.service.store.tables import Attempt, Call, Customer, Task, utcnow
-from modelarb.service.verifiers import Verdict, VerifierContext, verify
+from modelarb.service.verifiers import MAX_REPLY_CHARS, Verdict, VerifierContext, verify
 
 log = logging.getLogger("modelarb.tasks")
 ATTEMPTED = ("verified", "rejected")
@@ -184,7 +184,7 @@ class TaskRunner:
                 retries += 1
                 continue
             retries = 0
-            if self._verify(task, made.attempt).verified:
+            if made.attempt.state == "responded" and self._verify(task, made.attempt).verified:
                 return self._finish(task.id, SOLVED, solution=made.attempt.reply)
 
     def _attempt(
@@ -239,6 +239,10 @@ class TaskRunner:
                 release_call(session, call_id, error=outcome.error, status_code=outcome.status_code)
             row.state = "responded" if outcome.ok else "error"
             row.reply = outcome.text if outcome.ok else None
+            if row.reply is not None and len(row.reply) > MAX_REPLY_CHARS:
+                row.state, row.verified = "rejected", False
+                row.verdict = f"the reply is {len(row.reply)} characters long: the limit is {MAX_REPLY_CHARS}"
+                row.reply = row.reply[:MAX_REPLY_CHARS]
             row.input_tokens, row.output_tokens = outcome.input_tokens, outcome.output_tokens
             row.cost_micro, row.latency_ms = booked, outcome.latency_s * 1000
             row.error = "; ".join(notes) or None

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from modelarb.errors import ServiceError
 from modelarb.service import reports
 from modelarb.service.api.auth import admin
-from modelarb.service.api.models import CustomerRequest, KeyOut, KeyRequest
+from modelarb.service.api.models import ERRORS, CustomerRequest, KeyOut, KeyRequest
 from modelarb.service.keys import Principal, create_key, ensure_customer, revoke_key
 from modelarb.service.money import to_micro
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"], responses=ERRORS)
 
 
 @router.get("/admin/plan")
@@ -41,7 +42,10 @@ def keys(body: KeyRequest, request: Request, _caller: Principal = Depends(admin)
 @router.post("/admin/keys/{key_id}/revoke")
 def revoke(key_id: str, request: Request, _caller: Principal = Depends(admin)) -> dict[str, str]:
     """Revoke a key: it fails from the next request on."""
-    return {"revoked": revoke_key(request.app.state.broker.store, key_id)}
+    try:
+        return {"revoked": revoke_key(request.app.state.broker.store, key_id)}
+    except ServiceError as exc:
+        raise HTTPException(404, str(exc)) from None
 
 
 @router.get("/ledger/summary")

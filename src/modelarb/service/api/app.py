@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from modelarb import __version__
 from modelarb.service.api import admin, errors, gateway, quotes, tasks
 from modelarb.service.api.auth import admin as admin_key
-from modelarb.service.api.limits import BodyLimit
+from modelarb.service.api.limits import BodyLimit, NoNul
 from modelarb.service.broker import Broker
 from modelarb.service.keys import Principal
 
@@ -40,6 +40,7 @@ def create_app(broker: Broker, *, run_workers: bool = True) -> FastAPI:
     app.state.broker = broker
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=broker.settings.max_body_bytes)
+    app.add_middleware(NoNul)
     for module in (quotes, tasks, admin, gateway):
         app.include_router(module.router)
 

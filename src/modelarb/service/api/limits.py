@@ -54,3 +54,23 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+class NoNul:
+    """ASGI middleware: a path or query string holding a NUL character is a 422 (databases refuse NUL in text)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").lower()
+            if "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query:
+                payload = json.dumps(
+                    {"error": {"type": "invalid", "message": "NUL characters are not allowed in a path or query"}}
+                ).encode()
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+                await send({"type": "http.response.start", "status": 422, "headers": headers})
+                await send({"type": "http.response.body", "body": payload})
+                return
+        await self.app(scope, receive, send)

@@ -3,13 +3,56 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 Charging = Literal["per_task", "per_solution"]
 MAX_PRICE = 1e9
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(
+        description="What kind of error: invalid, invalid_json, unauthorized, forbidden, not_found, "
+        "conflict, payment, too_large, internal."
+    )
+    message: str = Field(description="What went wrong and what to do.")
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers (4xx, and 500 should the broker fail)."""
+
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        400: "Invalid JSON",
+        401: "Missing, unknown or revoked key",
+        402: "Above the max price or the spending limit",
+        403: "The wrong kind of key",
+        404: "Unknown (or another customer's) task, quote or key",
+        409: "Idempotency key reused with another body, or an expired quote",
+        413: "Request body too large",
+        422: "A field out of range",
+    }.items()
+}
 
 
 class Message(BaseModel):
@@ -17,7 +60,7 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     role: Literal["system", "developer", "user", "assistant"]
-    content: str = Field(max_length=200_000)
+    content: Text = Field(max_length=200_000)
 
 
 class QuoteRequest(BaseModel):
@@ -35,7 +78,7 @@ class QuoteOut(BaseModel):
     market_price_micro: int
     expected_solve_rate: float
     cost_unit: str
-    expires_at: datetime
+    expires_at: UtcTime
 
 
 class TaskRequestBody(BaseModel):
@@ -47,10 +90,10 @@ class TaskRequestBody(BaseModel):
         description="A verifier spec: {'kind': 'exact'|'python-tests'|'command'|'replay', …}."
     )
     max_price: float = Field(gt=0, le=MAX_PRICE, description="The most the customer pays, in the plan's cost unit.")
-    quote_id: str | None = Field(None, max_length=64)
+    quote_id: Text | None = Field(None, max_length=64)
     charging: Charging | None = None
-    instance: str | None = Field(None, min_length=1, max_length=300, description="The problem instance's id, if any.")
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+    instance: Text | None = Field(None, min_length=1, max_length=300, description="The problem instance's id, if any.")
+    metadata: dict[Text, Text] = Field(default_factory=dict, max_length=32)
 
     @field_validator("max_price")
     @classmethod
@@ -91,8 +134,8 @@ class TaskOut(BaseModel):
     attempts: list[AttemptOut]
     solution: str | None
     error: str | None
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcTime
+    finished_at: UtcTime | None
 
 
 class TaskPage(BaseModel):
@@ -102,13 +145,13 @@ class TaskPage(BaseModel):
 
 class CustomerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     spending_limit: float | None = Field(None, ge=0, le=MAX_PRICE)
 
 
 class KeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    customer: str | None = Field(None, min_length=1, max_length=200, description="None: an admin key.")
+    customer: Text | None = Field(None, min_length=1, max_length=200, description="None: an admin key.")
 
 
 class KeyOut(BaseModel):

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, Request
 
 from modelarb.service.admission import create_quote
 from modelarb.service.api.auth import customer
-from modelarb.service.api.models import QuoteOut, QuoteRequest
+from modelarb.service.api.models import ERRORS, QuoteOut, QuoteRequest
 from modelarb.service.money import from_micro
 
-router = APIRouter(prefix="/v1", tags=["quotes"])
+router = APIRouter(prefix="/v1", tags=["quotes"], responses=ERRORS)
 
 
 @router.post("/quotes", response_model=QuoteOut, status_code=201)

@@ -9,14 +9,14 @@ from sqlalchemy.orm import Session
 from modelarb.errors import ServiceError
 from modelarb.service.admission import Rejected, TaskRequest, submit_task
 from modelarb.service.api.auth import customer
-from modelarb.service.api.models import AttemptOut, TaskOut, TaskPage, TaskRequestBody
+from modelarb.service.api.models import ERRORS, AttemptOut, TaskOut, TaskPage, TaskRequestBody
 from modelarb.service.money import from_micro
 from modelarb.service.states import CANCELLED, QUEUED, RUNNING
 from modelarb.service.store.tables import Attempt, Task
 from modelarb.service.tasks import finish
 from modelarb.service.verifiers import check_spec
 
-router = APIRouter(prefix="/v1", tags=["tasks"])
+router = APIRouter(prefix="/v1", tags=["tasks"], responses=ERRORS)
 
 
 def task_out(session: Session, task: Task, unit: str) -> TaskOut:

@@ -19,6 +19,7 @@ KINDS: tuple[str, ...] = tuple(_REGISTRY)
 
 __all__ = [
     "KINDS",
+    "MAX_REPLY_CHARS",
     "SandboxResult",
     "Verdict",
     "VerifierContext",

@@ -13,10 +13,8 @@ import asyncio
 import math
 import os
 import secrets
-import socket
 import ssl
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -29,7 +27,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import uvicorn
 
 from modelarb.core.live import live_instances
 from modelarb.core.plan import Plan, fingerprint
@@ -40,6 +37,7 @@ from modelarb.service.admission import plan_id_of
 from modelarb.service.api.app import create_app
 from modelarb.service.broker import Broker, BrokerSettings
 from modelarb.service.keys import create_key
+from modelarb.service.loopback import serve_in_thread
 from modelarb.service.money import MICRO, to_micro
 from modelarb.service.replay.market import create_replay_app, replay_providers_toml
 from modelarb.service.settings import load_providers
@@ -47,7 +45,6 @@ from modelarb.service.states import FINAL, PER_TASK, SOLVED
 from modelarb.service.store.engine import Store
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
-STARTUP_TIMEOUT_S = 10.0
 MARGIN_METHOD = "delta"
 SUBMIT_RETRIES = 5
 FIRST_POLL_S, MAX_POLL_S, POLL_FRACTION = 0.05, 1.0, 1.0
@@ -237,59 +234,6 @@ def summarise(
         ledger_balanced=None if ledger_problems is None else not ledger_problems,
         ledger_problems=tuple(ledger_problems or ()),
     )
-
-
-# --- servers on loopback ----------------------------------------------------------------------
-
-
-@dataclass
-class Served:
-    """An ASGI app served by uvicorn on a loopback port in a background thread."""
-
-    url: str
-    stop: Callable[[], None]
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def serve_in_thread(app: Any, **config: Any) -> Served:
-    """Serve `app` on a free 127.0.0.1 port; returns once it accepts connections. `stop()` is idempotent."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: asyncio sets TCP_NODELAY
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    settings: dict[str, Any] = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 2}
-    server = uvicorn.Server(uvicorn.Config(app, **{**settings, **config}))
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as exc:  # reported to the caller waiting for the start
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT_S)
-        sock.close()
-
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not (server.started and _answers(port)):
-        if failure or not thread.is_alive() or time.monotonic() > deadline:
-            stop()
-            reason = failure[0] if failure else "it did not start in time"
-            raise ServiceError(f"cannot serve on 127.0.0.1:{port}: {reason}")
-        time.sleep(0.01)
-    return Served(f"http://127.0.0.1:{port}", stop)
 
 
 @dataclass(frozen=True)

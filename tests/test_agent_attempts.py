@@ -214,3 +214,17 @@ def test_litellm_drives_the_gateway_streaming_and_not(tmp_path: Path, monkeypatc
     metered = [c for attempt_calls in calls.values() for c in attempt_calls]
     assert len(metered) == calls_made and all(c.state == "settled" and (c.cost_micro or 0) > 0 for c in metered)
     assert reports.check(live.store) == []
+
+
+def test_a_live_check_with_agent_attempts_on_the_paper_pair_market(paper_data: Path) -> None:
+    """Every attempt an agent run (three gateway calls a recorded attempt): the plan's predictions still hold."""
+    from modelarb.core.plan import fit
+    from modelarb.data import load_market
+    from modelarb.service.replay.check import run_check
+
+    outcomes, _ = load_market(paper_data / "swebench", ["gpt5mini", "deepseek"])
+    plan = fit(outcomes, target_solve_rate=0.74)
+    result = run_check(plan, outcomes, tasks=150, concurrency=32, workers=8, seed=1, agent_turns=3)
+    print(result.to_dict())
+    assert result.states.get("failed", 0) == 0 and result.ledger_balanced
+    assert result.solve_rate.covers and result.spend.covers

@@ -179,6 +179,14 @@ def run(
         show_default=False,
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the instances drawn and of the replay market's draws."),
+    agent_turns: int | None = typer.Option(
+        None,
+        "--agent-turns",
+        min=1,
+        help="Make every attempt an agent run through the broker's gateway, the "
+        "market serving each recorded attempt as this many calls (a broker started here only).",
+        show_default=False,
+    ),
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Check a plan live: buy tasks from a broker serving it over the replay market, as customers would.
@@ -211,6 +219,8 @@ def run(
 
     if broker is None and key is not None:
         raise ServiceError("--key is the key of the broker given by --broker; without --broker a broker is started")
+    if broker is not None and agent_turns is not None:
+        raise ServiceError("--agent-turns configures the broker started here; drop it with --broker")
     if broker is not None and db is not None:
         raise ServiceError("--db is the database of the broker started here; drop it with --broker")
     fitted = Plan.load(plan_path)
@@ -245,6 +255,7 @@ def run(
             seed=seed,
             on_start=lambda _n: progress.update(bar, visible=True),
             on_done=done,
+            agent_turns=agent_turns,
         )
     _print_check(result)
     write_json(json_path, result.to_dict())

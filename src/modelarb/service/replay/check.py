@@ -13,7 +13,9 @@ import asyncio
 import math
 import os
 import secrets
+import socket
 import ssl
+import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +30,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+import modelarb
 from modelarb.core.live import live_instances
 from modelarb.core.plan import Plan, fingerprint
 from modelarb.data.outcomes import Outcomes
@@ -246,24 +249,39 @@ class LocalBroker:
 
 
 @contextmanager
-def local_broker(outcomes: Outcomes, plan: Plan, *, workers: int, db: str | None, seed: int) -> Iterator[LocalBroker]:
+def local_broker(
+    outcomes: Outcomes, plan: Plan, *, workers: int, db: str | None, seed: int, agent_turns: int | None = None
+) -> Iterator[LocalBroker]:
     """The replay market of `outcomes` and a broker serving `plan` over it, both on loopback, with a new customer.
 
-    The database is a fresh SQLite file in a temporary folder unless `db` is given.
+    The database is a fresh SQLite file in a temporary folder unless `db` is given. With `agent_turns`, every
+    attempt is an agent run (`replay.harness` through the broker's gateway) of a market serving each recorded
+    attempt as that many calls.
     """
     key = secrets.token_bytes(32)
     # the caps, not the providers' max_tokens, must bound what an attempt may cost (a token costs one micro-unit)
     max_tokens = max(to_micro(sum(cascade.caps)) for cascade in plan.cascades) + 1
     with tempfile.TemporaryDirectory(prefix="modelarb-live-check-") as folder:
-        market = serve_in_thread(create_replay_app(outcomes, key, seed=seed))
+        market = serve_in_thread(create_replay_app(outcomes, key, seed=seed, turns=agent_turns or 1))
         try:
             providers_path = Path(folder) / "providers.toml"
-            providers_path.write_text(replay_providers_toml(None, market.url, plan.providers, max_tokens))
+            text = replay_providers_toml(None, market.url, plan.providers, max_tokens)
+            agents: dict[str, Any] = {}
+            port = 0
+            if agent_turns is not None:
+                text = text.replace("send_metadata = true", 'send_metadata = true\nattempt = "agent"')
+                port = _free_port()
+                agents = {
+                    "agent_command": [sys.executable, "-m", "modelarb.service.replay.harness"],
+                    "agent_readonly_paths": [str(Path(modelarb.__file__).resolve().parent.parent)],
+                    "gateway_url": f"http://127.0.0.1:{port}/gateway/v1",
+                }
+            providers_path.write_text(text)
             store = Store.open(db or f"sqlite:///{Path(folder) / 'broker.sqlite3'}")
             try:
-                settings = BrokerSettings(workers=workers, replay_key=key)
+                settings = BrokerSettings(workers=workers, replay_key=key, **agents)
                 broker = Broker(store, plan, load_providers(providers_path), settings)
-                served = serve_in_thread(create_app(broker))
+                served = serve_in_thread(create_app(broker), port)
                 try:
                     yield LocalBroker(served.url, create_key(store, f"live-check-{uuid.uuid4().hex[:12]}"), store)
                 finally:
@@ -272,6 +290,12 @@ def local_broker(outcomes: Outcomes, plan: Plan, *, workers: int, db: str | None
                 store.close()
         finally:
             market.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # --- customers --------------------------------------------------------------------------------
@@ -495,6 +519,7 @@ def run_check(
     task_timeout_s: float = 600.0,
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[TaskRecord], None] | None = None,
+    agent_turns: int | None = None,
 ) -> LiveCheck:
     """Run `tasks` replay tasks through a broker serving `plan` and compare what they realised with the plan.
 
@@ -502,6 +527,7 @@ def run_check(
     (`workers` worker threads; database `db` or a fresh SQLite file) and the ledger is checked at the
     end. With it, tasks go to that broker with customer key `key` (default: $MODELARB_API_KEY).
     `on_start(tasks)` is called once the broker answers; `on_done(record)` after each task ends.
+    `agent_turns` makes every attempt an agent run through the gateway (see `local_broker`).
     """
     plan.require_live()
     missing = sorted(set(plan.providers).difference(outcomes.providers))
@@ -535,7 +561,7 @@ def run_check(
             raise ServiceError("give the broker's customer key with --key or $MODELARB_API_KEY")
         price_micro, records, wall_s = run(broker_url, customer_key)
     else:
-        with local_broker(outcomes, plan, workers=workers, db=db, seed=seed) as local:
+        with local_broker(outcomes, plan, workers=workers, db=db, seed=seed, agent_turns=agent_turns) as local:
             price_micro, records, wall_s = run(local.url, local.key)
             problems = reports.check(local.store)
     return summarise(

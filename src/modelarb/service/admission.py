@@ -224,5 +224,4 @@ def _new_task(
     session.flush()
     if charging == PER_TASK:
         ledger.charge(session, task, price)
-    assert charging in (PER_TASK, PER_SOLUTION)
     return task

@@ -423,4 +423,3 @@ def finish(session: Session, task: Task, state: str, solution: str | None = None
     task.charged_micro = owed
     task.state, task.solution, task.finished_at = state, solution, utcnow()
     task.updated_at, task.worker, task.lease_until = utcnow(), None, None
-    assert task.charging in (PER_TASK, PER_SOLUTION)

@@ -20,7 +20,7 @@ from modelarb.errors import ServiceError
 from modelarb.service import ledger
 from modelarb.service.budget import admit_customer
 from modelarb.service.money import MICRO, to_micro
-from modelarb.service.states import CHARGING, PER_SOLUTION, PER_TASK, QUEUED
+from modelarb.service.states import CHARGING, PER_TASK, QUEUED
 from modelarb.service.store.engine import Store
 from modelarb.service.store.tables import PlanRow, Quote, Task, utcnow
 

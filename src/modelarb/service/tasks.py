@@ -35,7 +35,6 @@ from modelarb.service.states import (
     CANCELLED,
     FAILED,
     PER_SOLUTION,
-    PER_TASK,
     QUEUED,
     RUNNING,
     SOLVED,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -95,8 +96,9 @@ def leaderboard_search(providers: int, depth: int, baseline: bool, compare_depth
     start = time.perf_counter()
     result = exact_search(outcomes, levels, max_depth=depth, **({"branch": True} if proven else {}))
     seconds = time.perf_counter() - start
-    evaluated = float(result.method.split(" of ")[0].split()[-1].replace(",", ""))
-    total = float(result.method.split(" of ")[1].split()[0])
+    counted = re.search(r"([\d,]+) of ([\d.e+]+) cascades", result.method)
+    assert counted is not None, result.method
+    evaluated, total = float(counted.group(1).replace(",", "")), float(counted.group(2))
     kind = "proven optimum" if "proven optimum" in result.method else "beam"
     report = {"seconds": seconds, "answer": f"{kind}; {evaluated:.3g} of {total:.3g} cascades evaluated"}
     if compare_depth is not None:  # beam against the proven optimum, on cascades of at most compare_depth stages

@@ -229,7 +229,8 @@ def _search(
     ranking = bound or CompletionBound.of(outcomes)
     bins, beam_from = plan.bins, None
     for depth in range(plan.depth):
-        last, kept = depth == plan.depth - 1, []
+        last, held = depth == plan.depth - 1, 0
+        kept: list[_Points] = []
         limits = None if bound is None or last else _child_limits(bound, prefixes, fail, hull, plan.depth - depth)
         for sweep in _sweeps(prefixes, fail, steps, allowed, depth):
             evaluated += sweep.solve.size
@@ -244,10 +245,14 @@ def _search(
             else:  # children the parent's completion bound already closes are dropped here
                 row = np.repeat(sweep.rows, sweep.solve.shape[1])
                 keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
+            if bins is None and bound is not None and (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
+                bins, beam_from = DEFAULT_BEAM, depth + 1  # too many open prefixes to keep them all: beam from here
+                kept = [_thinned(part, depth, bins * BEAM_PER_BIN / top, n_p, hull) for part in kept]
             if bins is not None:
                 near = _nearest(solve[keep], spend[keep], floor[keep], sweep.q, bins * BEAM_PER_BIN / top, n_p)
                 keep = keep[near]
             kept.append(sweep.points(keep))
+            held += keep.size
         if not kept:
             break
         prefixes = _Points.joined(kept)
@@ -268,11 +273,6 @@ def _search(
                 fail = fail[rank[: bins * BEAM_PER_BIN]]
                 prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
                 continue
-        elif len(prefixes.solve) * outcomes.n_instances > BRANCH_PREFIX_CELLS and bound is not None:
-            bins, beam_from = DEFAULT_BEAM, depth + 1  # too many open prefixes to keep them all: beam from here
-            floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
-            near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], bins / top, n_p)
-            prefixes = prefixes.take(near)
         fail = _extended(prefixes, fail, tables, outcomes, depth)
         if bound is not None:
             open_ = _open(bound, prefixes, fail, hull, plan.depth - depth - 1)
@@ -281,6 +281,12 @@ def _search(
             break
         prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
     return hull, evaluated, beam_from
+
+
+def _thinned(points: _Points, depth: int, per_solve: float, n_p: int, hull: _Points) -> _Points:
+    """The points nearest the hull per solve-rate bin and last provider (a beam's cut of kept prefixes)."""
+    floor = np.interp(points.solve, hull.solve, hull.spend, right=np.inf)
+    return points.take(_nearest(points.solve, points.spend, floor, points.stages[:, depth], per_solve, n_p))
 
 
 def _promise(

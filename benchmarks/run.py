@@ -107,8 +107,8 @@ def leaderboard_search(providers: int, depth: int, baseline: bool, compare_depth
         with np.errstate(invalid="ignore"):
             gap = np.where(np.isfinite(optimum.arbitrage_cost), beam.arbitrage_cost / optimum.arbitrage_cost - 1, 0)
         report["answer"] += f"; beam (64 bins) vs proven at depth {compare_depth}: worst gap {100 * np.max(gap):.2f}%"
-    if baseline:  # the per-cascade evaluation of every cascade this search had to consider
-        report |= exact_per_cascade(outcomes, depth, 300, total=total)
+    if baseline:  # per cascade: every cascade a proof needs to cover, else (beam) the cascades it evaluated
+        report |= exact_per_cascade(outcomes, depth, 300, total=total if kind == "proven optimum" else evaluated)
     return report
 
 
@@ -210,7 +210,7 @@ def main() -> None:
             f"{now['seconds']:.3g} s",
             f"{now['rss_mib']:.0f} MiB",
             "—" if base is None else f"{base:.3g} s" + (" (extrapolated)" if now.get("baseline_extrapolated") else ""),
-            "—" if base is None else f"{base / now['seconds']:,.0f}×",
+            "—" if base is None else f"{base / now['seconds']:,.3g}×",
         ]
         if args.before:
             then = None if before is None else before["seconds"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +14,23 @@ import pytest
 from sqlalchemy import func, select
 
 from broker_process import BrokerProcess
-from broker_setup import REPLAY_KEY, providers_file, replay_task, synthetic_market, synthetic_plan, wait_final
+from broker_setup import (
+    REPLAY_KEY,
+    providers_file,
+    replay_task,
+    running_broker,
+    synthetic_market,
+    synthetic_plan,
+    wait_final,
+)
 from modelarb.service import reports
 from modelarb.service.keys import create_key
 from modelarb.service.replay.market import create_replay_app
-from modelarb.service.states import FINAL
+from modelarb.service.states import FINAL, SOLVED
 from modelarb.service.store.engine import Store
 from modelarb.service.store.migrate import upgrade
-from modelarb.service.store.tables import Call, LedgerTransaction, Task
+from modelarb.service.store.tables import Attempt, Call, LedgerTransaction, Task
+from modelarb.service.tasks import TaskRunner
 from servers import serve_in_thread
 
 CALL_DELAY_S = 0.05
@@ -111,3 +121,46 @@ def test_a_broker_killed_mid_run_resumes_every_task(store_url: str, tmp_path: Pa
 def _count_final(store: Store) -> int:
     with store.reading() as session:
         return int(session.execute(select(func.count()).select_from(Task).where(Task.state.in_(FINAL))).scalar_one())
+
+
+class CrashAfterVerifying(TaskRunner):
+    """A runner that dies (as if killed) between recording a verified attempt and finishing its task."""
+
+    def _finish(self, task_id: str, state: str, solution: str | None = None, error: str | None = None) -> str:
+        if state == SOLVED:
+            raise SystemExit("killed after the verdict, before the task was finished")
+        return super()._finish(task_id, state, solution, error)
+
+
+def test_a_task_verified_but_not_finished_is_finished_on_resume(tmp_path: Path) -> None:
+    with (
+        running_broker(f"sqlite:///{tmp_path / 'v.sqlite3'}", tmp_path, workers=0, lease_s=0.2) as live,
+        live.customer("fay") as fay,
+    ):
+        ids = [fay.post("/v1/tasks", json=replay_task(str(i))).json()["id"] for i in live.outcomes.instances[:12]]
+        crashed = CrashAfterVerifying(live.broker.setup, "doomed")
+        for _ in ids:
+            claimed = crashed.claim()
+            with contextlib.suppress(SystemExit):
+                crashed.run(claimed)
+        before = _attempt_counts(live.store)
+        time.sleep(0.3)  # the dead worker's leases lapse
+        survivor = TaskRunner(live.broker.setup, "survivor")
+        while (claimed := survivor.claim()) is not None:
+            survivor.run(claimed)
+        done = wait_final(fay, ids)
+    was_verified = {t for t, (_, verified) in before.items() if verified}
+    assert was_verified, "no task got as far as a verified attempt"
+    after = _attempt_counts(live.store)
+    for task_id in was_verified:
+        assert done[task_id]["state"] == SOLVED and after[task_id] == before[task_id]  # nothing bought again
+    assert reports.check(live.store) == []
+
+
+def _attempt_counts(store: Store) -> dict[str, tuple[int, bool]]:
+    counts: dict[str, tuple[int, bool]] = {}
+    with store.reading() as session:
+        for task_id, state in session.execute(select(Attempt.task_id, Attempt.state)):
+            n, verified = counts.get(task_id, (0, False))
+            counts[task_id] = (n + 1, verified or state == "verified")
+    return counts

@@ -197,8 +197,6 @@ def _new_task(
     cascade = terms.plan.cascades[index]
     caps = [math.floor(cap * MICRO) for cap in cascade.caps]
     hard_limit = sum(caps) if terms.task_hard_limit_micro is None else min(sum(caps), terms.task_hard_limit_micro)
-    if not admit_customer(session, customer_id, price, charge=charging == PER_TASK):
-        raise Rejected("payment", "this task would take you past your spending limit")
     task = Task(
         id="t-" + uuid.uuid4().hex,
         customer_id=customer_id,
@@ -221,7 +219,9 @@ def _new_task(
         charged_micro=price if charging == PER_TASK else 0,
     )
     session.add(task)
-    session.flush()
+    session.flush()  # first, so a concurrent request with the same idempotency key meets the unique key, not a 402
+    if not admit_customer(session, customer_id, price, charge=charging == PER_TASK):
+        raise Rejected("payment", "this task would take you past your spending limit")
     if charging == PER_TASK:
         ledger.charge(session, task, price)
     return task

@@ -34,7 +34,7 @@ from modelarb.service.states import CHARGING, PER_TASK
 from modelarb.service.store.engine import Store
 from modelarb.service.store.migrate import upgrade
 from modelarb.service.store.tables import Task
-from modelarb.service.tasks import RunnerSetup, TaskRunner
+from modelarb.service.tasks import RunnerSetup, TaskRunner, renew_leases
 from modelarb.service.verifiers import VerifierContext
 
 log = logging.getLogger("modelarb.broker")
@@ -145,6 +145,7 @@ class Broker:
             gateway_url=self.settings.gateway_url,
         )
         self.rng = random.Random()
+        self._running: dict[str, str] = {}  # task id -> the worker running it
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -160,10 +161,10 @@ class Broker:
         )
 
     def start(self) -> None:
-        """Start the workers and the lease heartbeat."""
+        """Start the workers (each its own worker id, `<process>/<k>`) and the lease heartbeat."""
         self._stop.clear()
         for k in range(self.settings.workers):
-            runner = TaskRunner(self.setup, self.worker_id, random.Random())
+            runner = TaskRunner(self.setup, f"{self.worker_id}/{k}", random.Random())
             self._threads.append(threading.Thread(target=self._work, args=(runner,), name=f"worker-{k}", daemon=True))
         self._threads.append(threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True))
         for thread in self._threads:
@@ -180,6 +181,7 @@ class Broker:
             client.close()
 
     def _work(self, runner: TaskRunner) -> None:
+        """Claim and run tasks until stopped; whatever goes wrong with one task, go on with the next."""
         while not self._stop.is_set():
             task_id = None
             try:
@@ -188,23 +190,33 @@ class Broker:
                     self.wake.wait(self.settings.poll_s)
                     self.wake.clear()
                     continue
+                self._running[task_id] = runner.worker
                 current_task.set(task_id)
                 runner.run(task_id)
             except LeaseLost:
                 log.warning("lost the lease of task %s; another worker has it", task_id)
             except Exception:
                 log.exception("task %s failed in the broker", task_id)
-                if task_id is not None:
-                    runner.fail(task_id, "the broker failed while running this task; see its log")
-                else:
-                    self._stop.wait(self.settings.poll_s)
+                self._give_up(runner, task_id)
             finally:
+                if task_id is not None:
+                    self._running.pop(task_id, None)
                 current_task.set(None)
 
+    def _give_up(self, runner: TaskRunner, task_id: str | None) -> None:
+        """End a task its run raised on; if even that fails (the database is down), its lease lapses and a
+        worker resumes it later."""
+        try:
+            if task_id is not None:
+                runner.fail(task_id, "the broker failed while running this task; see its log")
+        except Exception:
+            log.exception("could not end task %s; it is resumed when its lease lapses", task_id)
+        self._stop.wait(self.settings.poll_s)
+
     def _heartbeat(self) -> None:
-        runner = TaskRunner(self.setup, self.worker_id)
+        """Renew the leases of the tasks this process is running now (and only those)."""
         while not self._stop.wait(self.settings.lease_s / 3):
             try:
-                runner.renew_leases()
+                renew_leases(self.store, dict(self._running), self.settings.lease_s)
             except Exception:
                 log.exception("could not renew task leases")

@@ -80,6 +80,35 @@ def reserve_call(
     return True
 
 
+def _claim_held(
+    session: Session,
+    call_id: str,
+    state: str,
+    cost: int,
+    error: str | None,
+    status_code: int | None,
+    flagged: bool = False,
+) -> Call | None:
+    """Move a held call to `state` with one conditional UPDATE; the call, or None if it was not held.
+
+    The `WHERE state = 'held'` makes settling and releasing race-free: of two concurrent attempts to
+    end one call (the gateway and a recovery, say), exactly one changes the row.
+    """
+    result = session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.state == "held")
+        .values(
+            state=state, cost_micro=cost, settled_at=utcnow(), error=error, status_code=status_code, flagged=flagged
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.execute(
+        select(Call).where(Call.id == call_id).execution_options(populate_existing=True)
+    ).scalar_one()
+
+
 def settle_call(
     session: Session, call_id: str, reported_micro: int, *, error: str | None = None, status_code: int | None = None
 ) -> int:
@@ -87,13 +116,13 @@ def settle_call(
 
     Returns the amount booked; a call already settled or released books nothing more.
     """
-    call = session.get(Call, call_id)
-    if call is None or call.state != "held":
+    reserved = session.execute(select(Call.reserved_micro).where(Call.id == call_id)).scalar_one_or_none()
+    if reserved is None:
         return 0
-    booked = min(max(reported_micro, 0), call.reserved_micro)
-    call.state, call.cost_micro, call.settled_at = "settled", booked, utcnow()
-    call.flagged = reported_micro > call.reserved_micro
-    call.error, call.status_code = error, status_code
+    booked = min(max(reported_micro, 0), reserved)
+    call = _claim_held(session, call_id, "settled", booked, error, status_code, flagged=reported_micro > reserved)
+    if call is None:
+        return 0
     session.execute(
         update(Task)
         .where(Task.id == call.task_id)
@@ -110,11 +139,9 @@ def settle_call(
 
 def release_call(session: Session, call_id: str, *, error: str | None = None, status_code: int | None = None) -> None:
     """Give a held call's reservation back: the call cost nothing."""
-    call = session.get(Call, call_id)
-    if call is None or call.state != "held":
+    call = _claim_held(session, call_id, "released", 0, error, status_code)
+    if call is None:
         return
-    call.state, call.cost_micro, call.settled_at = "released", 0, utcnow()
-    call.error, call.status_code = error, status_code
     session.execute(
         update(Task).where(Task.id == call.task_id).values(reserved_micro=Task.reserved_micro - call.reserved_micro)
     )

@@ -88,7 +88,19 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     for message in messages:
         if not isinstance(message, dict) or message.get("role") not in MESSAGE_ROLES:
             raise Refusal(400, "invalid_request", f"each message needs a role among {', '.join(MESSAGE_ROLES)}")
+        content = message.get("content")
+        parts = content if isinstance(content, list) else []
+        if not (content is None or isinstance(content, str) or all(_text_part(part) for part in parts)):
+            raise Refusal(
+                400,
+                "invalid_request",
+                "message content must be text (a string or text parts): the gateway bounds a call's cost by its text",
+            )
     return messages
+
+
+def _text_part(part: Any) -> bool:
+    return isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
 
 
 def _requested_max_tokens(body: dict[str, Any]) -> int | None:

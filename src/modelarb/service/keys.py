@@ -37,12 +37,18 @@ def ensure_customer(store: Store, name: str, spending_limit_micro: int | None = 
     if not name or len(name) > 200:
         raise ServiceError("a customer name must have 1 to 200 characters")
     with store.transaction() as session:
-        customer = session.execute(select(Customer).where(Customer.name == name)).scalar_one_or_none()
+        customer = session.execute(select(Customer).where(Customer.name == name).with_for_update()).scalar_one_or_none()
         if customer is None:
             customer = Customer(name=name, spending_limit_micro=spending_limit_micro)
             session.add(customer)
             session.flush()
         elif spending_limit_micro is not None:
+            taken = customer.charged_micro + customer.reserved_micro
+            if spending_limit_micro < taken:
+                raise ServiceError(
+                    f"customer {name!r} has been charged or holds {taken} micro-units already: "
+                    "a spending limit cannot be set below that"
+                )
             customer.spending_limit_micro = spending_limit_micro
         return customer.id
 

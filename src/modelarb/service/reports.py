@@ -228,8 +228,11 @@ def _check_tasks(session: Session) -> list[str]:
     by_task: dict[str, dict[str, int]] = defaultdict(dict)
     for (task_id, account), amount in customer_legs.items():
         by_task[task_id][account] = amount
+    verified = set(session.execute(select(Attempt.task_id).where(Attempt.state == "verified")).scalars())
     problems = []
     for task in session.execute(select(Task).order_by(Task.created_at, Task.id)).scalars():
+        if task.state in FINAL and task.state != SOLVED and task.id in verified:
+            problems.append(f"task {task.id}: {task.state}, yet one of its attempts was verified")
         legs = by_task.get(task.id, {})
         own = ledger.customer_account(task.customer_id)
         problems += [

@@ -107,16 +107,6 @@ class TaskRunner:
             )
             return str(task_id)
 
-    def renew_leases(self) -> int:
-        """Extend the lease of every task this worker holds; returns how many."""
-        with self.setup.store.transaction() as session:
-            result = session.execute(
-                update(Task)
-                .where(Task.worker == self.worker, Task.state == RUNNING)
-                .values(lease_until=time.time() + self.setup.lease_s)
-            )
-            return int(result.rowcount)  # type: ignore[attr-defined]
-
     # --- running ---
 
     def run(self, task_id: str) -> str:
@@ -159,10 +149,16 @@ class TaskRunner:
             if stage_spent + expected > cap or len(costs) >= self.setup.max_attempts_per_stage:
                 return UNSOLVED
             if client.config.attempt == "agent":
-                if self._load(task.id).cancel_requested:
+                current = self._load(task.id)
+                if current.cancel_requested:
                     return self._finish(task.id, CANCELLED)
+                room = min(cap - stage_spent, current.hard_limit_micro - current.spent_micro - current.reserved_micro)
+                if client.max_tokens_within(room, prompt_tokens) < MIN_MAX_TOKENS:
+                    return UNSOLVED
                 attempt = self._agent_attempt(task, stage, provider, len(costs))
                 attempts.append(attempt)
+                if attempt.cost_micro == 0 and attempt.reply is None:  # a harness that never reached the gateway
+                    return FAILED
                 if attempt.state == "responded" and self._verify(task, attempt).verified:
                     return self._finish(task.id, SOLVED, solution=attempt.reply)
                 continue
@@ -273,9 +269,13 @@ class TaskRunner:
             session.flush()
             token = open_token(session, attempt, self.worker, harness.max_steps, harness.timeout_s + self.setup.lease_s)
         started = time.monotonic()
-        candidate, story = run_harness(harness, task.messages, task.instance, task.task_metadata, gateway_url, token)
-        with self.setup.store.transaction() as session:
-            close_tokens(session, attempt.id)
+        try:
+            candidate, story = run_harness(
+                harness, task.messages, task.instance, task.task_metadata, gateway_url, token
+            )
+        finally:
+            with self.setup.store.transaction() as session:
+                close_tokens(session, attempt.id)
         self._await_calls(attempt.id, self.setup.clients[provider].config.timeout_s + 5)
         with self.setup.store.transaction() as session:
             self._check_lease(session, task.id)
@@ -313,7 +313,7 @@ class TaskRunner:
                 return
             if time.monotonic() > deadline:
                 with self.setup.store.transaction() as session:
-                    attempt = session.get(Attempt, attempt_id)
+                    attempt = session.get(Attempt, attempt_id, with_for_update=True)
                     assert attempt is not None
                     for call_id, reserved in held:
                         attempt.cost_micro += settle_call(session, call_id, reserved, error=INTERRUPTED)
@@ -346,40 +346,51 @@ class TaskRunner:
         return state
 
     def fail(self, task_id: str, error: str) -> None:
-        """End a task the broker could not run (calls in flight booked at their worst case), if still held."""
+        """End a task the broker could not run, if this worker still holds it: in one transaction, calls in
+        flight booked at their worst case, attempts cut short, tokens closed, the task failed and refunded."""
         try:
             with self.setup.store.transaction() as session:
-                self._check_lease(session, task_id)
-                for call in session.execute(
-                    select(Call).where(Call.task_id == task_id, Call.state == "held")
-                ).scalars():
-                    settle_call(session, call.id, call.reserved_micro, error=INTERRUPTED)
-            self._finish(task_id, FAILED, error=error)
+                self._settle_leftovers(session, task_id)
+                task = self._check_lease(session, task_id)
+                finish(session, task, FAILED)
+                task.error = error
         except LeaseLost:
             pass
 
     # --- recovery ---
 
     def _recover(self, task_id: str) -> None:
-        """Book calls a stopped worker left in flight, and verify replies it left unverified."""
+        """Settle what a stopped worker left: calls in flight (at their worst case), attempts cut short, and a
+        verified attempt it did not get to finish the task with; verify the replies it left unverified."""
         with self.setup.store.transaction() as session:
-            self._check_lease(session, task_id)
-            held = session.execute(select(Call).where(Call.task_id == task_id, Call.state == "held")).scalars().all()
-            for call in held:
-                booked = settle_call(session, call.id, call.reserved_micro, error=INTERRUPTED)
-                attempt = session.get(Attempt, call.attempt_id)
-                if attempt is not None:
-                    attempt.cost_micro += booked
-            for attempt in session.execute(
-                select(Attempt).where(Attempt.task_id == task_id, Attempt.state == "calling")
-            ).scalars():
-                attempt.state, attempt.error = "error", INTERRUPTED
-                close_tokens(session, attempt.id)
+            self._settle_leftovers(session, task_id)
         task = self._load(task_id)
-        for attempt in self._attempts(task_id):
+        attempts = self._attempts(task_id)
+        verified = [a for a in attempts if a.state == "verified"]
+        if verified:
+            self._finish(task_id, SOLVED, solution=verified[0].reply)
+            return
+        for attempt in attempts:
             if attempt.state == "responded" and self._verify(task, attempt).verified:
                 self._finish(task_id, SOLVED, solution=attempt.reply)
                 return
+
+    def _settle_leftovers(self, session: Session, task_id: str) -> None:
+        """Book held calls at their worst case, end attempts still `calling`, close their tokens (lease checked)."""
+        self._check_lease(session, task_id)
+        held = session.execute(
+            select(Call.id, Call.attempt_id, Call.reserved_micro).where(Call.task_id == task_id, Call.state == "held")
+        ).all()
+        for call_id, attempt_id, reserved in held:
+            booked = settle_call(session, call_id, reserved, error=INTERRUPTED)
+            attempt = session.get(Attempt, attempt_id, with_for_update=True)
+            if attempt is not None:
+                attempt.cost_micro += booked
+        for attempt in session.execute(
+            select(Attempt).where(Attempt.task_id == task_id, Attempt.state == "calling").with_for_update()
+        ).scalars():
+            attempt.state, attempt.error = "error", INTERRUPTED
+            close_tokens(session, attempt.id)
 
     # --- reading ---
 
@@ -401,6 +412,17 @@ class TaskRunner:
         if task is None or task.worker != self.worker or task.state != RUNNING:
             raise LeaseLost(task_id)
         return task
+
+
+def renew_leases(store: Store, held: dict[str, str], lease_s: float) -> None:
+    """Extend the lease of each task in `held` (task id -> the worker running it), if that worker still has it."""
+    with store.transaction() as session:
+        for task_id, worker in held.items():
+            session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.worker == worker, Task.state == RUNNING)
+                .values(lease_until=time.time() + lease_s)
+            )
 
 
 def finish(session: Session, task: Task, state: str, solution: str | None = None) -> None:

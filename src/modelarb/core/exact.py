@@ -222,7 +222,8 @@ def _search(
     """The hull of every cascade met (vertices by increasing solve), how many were evaluated, and the stage
     from which a branch and bound had to continue as a beam search (None: it did not)."""
     n_p = outcomes.n_providers
-    hull = _Points(np.zeros(1), np.zeros(1), np.full((1, n_p), -1), np.zeros((1, n_p)), np.full(1, -1))  # buy nothing
+    width = plan.depth  # stage columns: one per stage a cascade may have
+    hull = _Points(np.zeros(1), np.zeros(1), np.full((1, width), -1), np.zeros((1, width)), np.full(1, -1))  # none
     prefixes, fail, evaluated = hull, np.ones((1, outcomes.n_instances)), 0
     top = float(np.any(outcomes.s > 0, axis=1).mean())  # > 0 once there is any step to sweep
     bound = CompletionBound.of(outcomes) if plan.branch else None

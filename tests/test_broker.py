@@ -89,8 +89,8 @@ def test_concurrent_tasks_keep_caps_and_the_customer_limit(store_url: str, tmp_p
         price = live.broker.terms.price_micro("per_task")
         affordable = 20
         with live.customer("dave", spending_limit_micro=affordable * price + price // 2) as dave:
-            instances = [str(live.outcomes.instances[k % live.outcomes.n_instances]) for k in range(200)]
-            with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            instances = [str(live.outcomes.instances[k % live.outcomes.n_instances]) for k in range(256)]
+            with concurrent.futures.ThreadPoolExecutor(64) as pool:
                 answers = list(pool.map(lambda i: dave.post("/v1/tasks", json=replay_task(i)), instances))
             admitted = [a.json()["id"] for a in answers if a.status_code == 202]
             refused = [a for a in answers if a.status_code != 202]

@@ -75,6 +75,24 @@ class CallOutcome:
     latency_s: float
     usage_missing: bool
 
+    @classmethod
+    def failure(cls, error: str, latency_s: float, *, retryable: bool = True, billed: bool = False) -> CallOutcome:
+        """A call that gave no usable reply; `billed`: the provider may have billed it (its usage is unknown)."""
+        return cls(
+            ok=False,
+            text=None,
+            input_tokens=None,
+            output_tokens=None,
+            reported_cost_micro=None,
+            finish_reason=None,
+            status_code=None,
+            error=error,
+            retryable=retryable,
+            retry_after_s=None,
+            latency_s=latency_s,
+            usage_missing=billed,
+        )
+
 
 class ProviderClient:
     """One provider: prices its calls and sends them, at most `config.concurrency` at a time."""
@@ -383,21 +401,7 @@ def _message_text(content: Any) -> str | None:
 
 
 def _failure(error: str, started: float, *, retryable: bool = True, billed: bool = False) -> CallOutcome:
-    """A call that gave no usable reply; `billed`: the provider may have billed it (its usage is unknown)."""
-    return CallOutcome(
-        ok=False,
-        text=None,
-        input_tokens=None,
-        output_tokens=None,
-        reported_cost_micro=None,
-        finish_reason=None,
-        status_code=None,
-        error=error,
-        retryable=retryable,
-        retry_after_s=None,
-        latency_s=time.monotonic() - started,
-        usage_missing=billed,
-    )
+    return CallOutcome.failure(error, time.monotonic() - started, retryable=retryable, billed=billed)
 
 
 def _error_text(payload: Any, response: httpx.Response) -> str:

@@ -132,17 +132,4 @@ def _stream(broker: Any, grant: Grant, model: str, include_usage: bool) -> Itera
 
 
 def _abandoned() -> CallOutcome:
-    return CallOutcome(
-        ok=False,
-        text=None,
-        input_tokens=None,
-        output_tokens=None,
-        reported_cost_micro=None,
-        finish_reason=None,
-        status_code=None,
-        error="the harness went away before the stream began",
-        retryable=False,
-        retry_after_s=None,
-        latency_s=0.0,
-        usage_missing=True,
-    )
+    return CallOutcome.failure("the harness went away before the stream began", 0.0, retryable=False, billed=True)

@@ -198,19 +198,20 @@ def test_litellm_drives_the_gateway_streaming_and_not(tmp_path: Path, monkeypatc
                     continue
                 common = {"model": "openai/any-name", "api_base": lent["base_url"], "api_key": lent["api_key"]}
                 messages = [{"role": "user", "content": "Solve it."}]
-                plain = litellm.completion(messages=messages, **common)
+                first = litellm.completion(messages=messages, **common)
                 chunks = list(
                     litellm.completion(messages=messages, stream=True, stream_options={"include_usage": True}, **common)
                 )
                 streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-                assert streamed == plain.choices[0].message.content  # the same recorded attempt, twice
-                assert plain.usage.total_tokens > 0
-                calls_made += 2
-                relay.candidates[ticket] = streamed
+                last = litellm.completion(messages=messages, **common).choices[0].message.content
+                assert first.usage.total_tokens > 0 and first.choices[0].message.content.startswith("Replay turn 1")
+                assert streamed.startswith(f"Replay turn 2 of {TURNS}") and "replay-outcome:" in last
+                calls_made += TURNS
+                relay.candidates[ticket] = last
             done = dan.get(f"/v1/tasks/{task['id']}").json()
         calls = _calls_by_attempt(live.store)
     relay.server.shutdown()
-    assert done["attempts"] and calls_made == 2 * len(done["attempts"])
+    assert done["attempts"] and calls_made == TURNS * len(done["attempts"])
     metered = [c for attempt_calls in calls.values() for c in attempt_calls]
     assert len(metered) == calls_made and all(c.state == "settled" and (c.cost_micro or 0) > 0 for c in metered)
     assert reports.check(live.store) == []

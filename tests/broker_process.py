@@ -11,6 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from broker_setup import REPLAY_KEY, providers_file
+from modelarb.core.plan import Plan
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -50,3 +53,24 @@ class BrokerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.log.close()
+
+
+def serve_args(folder: Path, plan: Plan, db_url: str, replay_url: str, *extra: str) -> list[str]:
+    """`modelarb serve` arguments for `plan` over the replay market at `replay_url`; its files go in `folder`."""
+    plan_path, key_file = folder / "plan.json", folder / "replay.key"
+    plan.save(plan_path)
+    key_file.write_bytes(REPLAY_KEY)
+    providers = providers_file(folder, replay_url)
+    return [
+        "--plan",
+        str(plan_path),
+        "--providers",
+        str(providers),
+        "--db",
+        db_url,
+        "--workers",
+        "4",
+        "--replay-key-file",
+        str(key_file),
+        *extra,
+    ]

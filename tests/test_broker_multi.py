@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from broker_process import BrokerProcess
-from broker_setup import REPLAY_KEY, providers_file, replay_task, synthetic_market, synthetic_plan, wait_final
+from broker_process import BrokerProcess, serve_args
+from broker_setup import REPLAY_KEY, replay_task, synthetic_market, synthetic_plan, wait_final
 from modelarb.service import reports
 from modelarb.service.admission import Terms, plan_id_of
 from modelarb.service.broker import BrokerSettings
@@ -39,22 +39,7 @@ def replay_url() -> Iterator[str]:
 def test_two_brokers_share_one_queue_and_hold_every_limit(postgres_url: str, tmp_path: Path, replay_url: str) -> None:
     outcomes = synthetic_market()
     plan = synthetic_plan(outcomes)
-    plan_path = tmp_path / "plan.json"
-    plan.save(plan_path)
-    key_file = tmp_path / "replay.key"
-    key_file.write_bytes(REPLAY_KEY)
-    args = [
-        "--plan",
-        str(plan_path),
-        "--providers",
-        str(providers_file(tmp_path, replay_url)),
-        "--db",
-        postgres_url,
-        "--workers",
-        "4",
-        "--replay-key-file",
-        str(key_file),
-    ]
+    args = serve_args(tmp_path, plan, postgres_url, replay_url)
     store = Store.open(postgres_url)
     upgrade(store.engine)
     price = Terms(plan, plan_id_of(plan), BrokerSettings().discount, 600).price_micro("per_task")
@@ -102,4 +87,3 @@ def test_two_brokers_share_one_queue_and_hold_every_limit(postgres_url: str, tmp
     assert len(processes) == 2, "both brokers should have run tasks"
     assert reports.check(store) == []
     store.close()
-

@@ -13,10 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from broker_process import BrokerProcess
+from broker_process import BrokerProcess, serve_args
 from broker_setup import (
     REPLAY_KEY,
-    providers_file,
     replay_task,
     running_broker,
     synthetic_market,
@@ -61,24 +60,7 @@ def replay_url() -> Iterator[str]:
 
 def test_a_broker_killed_mid_run_resumes_every_task(store_url: str, tmp_path: Path, replay_url: str) -> None:
     outcomes = synthetic_market()
-    plan_path = tmp_path / "plan.json"
-    synthetic_plan(outcomes).save(plan_path)
-    key_file = tmp_path / "replay.key"
-    key_file.write_bytes(REPLAY_KEY)
-    args = [
-        "--plan",
-        str(plan_path),
-        "--providers",
-        str(providers_file(tmp_path, replay_url)),
-        "--db",
-        store_url,
-        "--workers",
-        "4",
-        "--lease",
-        "1",
-        "--replay-key-file",
-        str(key_file),
-    ]
+    args = serve_args(tmp_path, synthetic_plan(outcomes), store_url, replay_url, "--lease", "1")
     store = Store.open(store_url)
     upgrade(store.engine)
     key = create_key(store, "erin")

@@ -6,7 +6,6 @@ rounded up, so a cost is never booked below what the provider can bill.
 
 from __future__ import annotations
 
-import math
 from decimal import ROUND_CEILING, Decimal
 
 MICRO = 1_000_000
@@ -29,10 +28,3 @@ def token_cost_micro(input_tokens: int, output_tokens: int, input_price: Decimal
     """Cost of a call in micro-units: tokens times prices per million tokens, rounded up."""
     exact = Decimal(input_tokens) * input_price + Decimal(output_tokens) * output_price
     return int(exact.to_integral_value(rounding=ROUND_CEILING))
-
-
-def tokens_affordable(budget_micro: int, price: Decimal) -> int:
-    """The most tokens at `price` per million that cost at most `budget_micro` (any number if free)."""
-    if price <= 0:
-        return 2**62
-    return max(math.floor(Decimal(budget_micro) / price), 0)

@@ -90,10 +90,6 @@ def _sqlite_transactions(engine: Engine, begin: str) -> None:
         connection.exec_driver_sql(begin)
 
 
-def is_postgresql(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
 class Store:
     """The database: `transaction()` is one atomic unit of work, `reading()` a consistent read."""
 
@@ -111,7 +107,7 @@ class Store:
 
     @property
     def postgresql(self) -> bool:
-        return is_postgresql(self.engine)
+        return self.engine.dialect.name == "postgresql"
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -505,6 +505,16 @@ def test_metadata_is_sent_only_when_the_provider_config_asks(provider_server) ->
     assert "metadata" not in body
 
 
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_the_token_limit_is_sent_under_the_configured_field(provider_server, field: str) -> None:
+    url, seen = provider_server
+    with ProviderClient(config(f"{url}/ok/v1", max_tokens_field=field)) as client:
+        assert client.call([{"role": "user", "content": "x"}], max_tokens=7, call_id=f"f-{field}", metadata=None).ok
+    _, _, body = next(r for r in seen.requests if r[1].get("Idempotency-Key") == f"f-{field}")
+    assert body[field] == 7
+    assert ({"max_tokens", "max_completion_tokens"} & set(body)) == {field}
+
+
 def test_a_failure_to_connect_is_not_billed_but_a_timeout_may_be(provider_server) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

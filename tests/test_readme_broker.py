@@ -37,3 +37,16 @@ def test_the_readme_broker_quickstart_runs(paper_data: Path, tmp_path: Path) -> 
     assert re.search(r'"state":"(solved|unsolved)"', result.stdout), result.stdout
     assert "ledger balances" in result.stdout
     assert (tmp_path / "broker.sqlite3").is_file()
+
+
+def test_the_readme_providers_file_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelarb.service.settings import load_providers
+
+    block = re.search(r"```toml\n(\[providers\..*?)```", README.read_text(), re.S)
+    assert block is not None, "README.md has no providers.toml example"
+    path = tmp_path / "providers.toml"
+    path.write_text(block.group(1))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
+    (provider,) = load_providers(path).values()
+    assert provider.max_tokens_field == "max_completion_tokens"
+    assert provider.input_price is not None and provider.output_price is not None  # looked up by model name

@@ -194,7 +194,8 @@ class ProviderClient:
     def _request(
         self, messages: list[dict[str, Any]], max_tokens: int, call_id: str, metadata: dict[str, str] | None
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        body: dict[str, Any] = {"model": self.config.model, "messages": messages, "max_tokens": max_tokens}
+        body: dict[str, Any] = {"model": self.config.model, "messages": messages}
+        body[self.config.max_tokens_field] = max_tokens
         if metadata and self.config.send_metadata:
             body["metadata"] = metadata
         headers = {"Idempotency-Key": call_id, "X-Request-Id": call_id}

@@ -54,6 +54,11 @@ class ProviderConfig(BaseModel):
         "(genai-prices, USD) when absent.",
     )
     max_tokens: int = Field(gt=0, description="The most completion tokens one request may ask for.")
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens",
+        description="The request field that carries the completion-token limit: `max_tokens`, or "
+        "`max_completion_tokens` for reasoning models that refuse `max_tokens` (OpenAI's o-series and GPT-5).",
+    )
     timeout_s: float = Field(default=120.0, gt=0, description="Seconds allowed to connect, send, and read a reply.")
     concurrency: int = Field(default=8, gt=0, description="The most requests in flight to this provider at once.")
     max_retries: int = Field(default=3, ge=0, description="Retries of a retryable failure before giving up.")

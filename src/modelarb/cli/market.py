@@ -146,7 +146,7 @@ def compete_command(
                 f"--rival-providers must be a strict subset of the market's providers ({', '.join(outcomes.providers)})"
             )
         with console_err.status("searching the rival's cascades …"):
-            costs[1] = cascade_cost(outcomes, result.levels, rival_names, chosen, exact)
+            costs[1] = cascade_cost(outcomes, result.levels, rival_names, chosen, exact, market=result)
         names = ["arbitrageur", "rival"]
         console.print(f"rival buys only from {', '.join(rival_names)}", highlight=False)
     race = compete(np.stack(costs), result.market_price, names, factor, None if settle else rounds)

@@ -7,20 +7,26 @@ search, orders cut to nothing, the hull using a provider outside) the sub-market
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from conftest import CliResult
 from modelarb.core.exact import exact_search
 from modelarb.core.search import ExactSettings, best_solve_rate
-from modelarb.data import Outcomes
+from modelarb.data import Outcomes, load_market
 from modelarb.economics import cascade_cost, market_arbitrage, market_entry, read_submarket, revenue
 from modelarb.errors import AnalysisError
 
 Array = NDArray[np.float64]
 TIGHT = {"rtol": 1e-12, "atol": 1e-15}
+Run = Callable[..., CliResult]
 
 
 def _market(n: Array, s: Array, cost: Array) -> Outcomes:
@@ -155,3 +161,40 @@ def test_the_market_must_be_priced_on_the_rivals_levels() -> None:
     full = market_arbitrage(market, levels, "exact")
     with pytest.raises(AnalysisError, match="levels the rival"):
         cascade_cost(market, levels[:1], ["p0"], "exact", market=full)
+
+
+def _write_dominated_market(folder: Path) -> Path:
+    """p0, p1 on 6 instances, and p2: p0's attempts at ten times the price (one JSONL file each)."""
+    rng = np.random.default_rng(13)
+    folder.mkdir()
+    records = {p: [] for p in ("p0", "p1", "p2")}
+    for i in range(6):
+        for p, skill, cost in (("p0", 0.3, 0.01), ("p1", 0.7, 0.08)):
+            attempts = (rng.uniform(size=int(rng.integers(2, 6))) < skill).astype(int).tolist()
+            records[p].append({"id": f"t-{i}", "mean_cost": cost * rng.uniform(0.5, 1.5), "attempts": attempts})
+        records["p2"].append({**records["p0"][-1], "mean_cost": 10 * records["p0"][-1]["mean_cost"]})
+    for p, rows in records.items():
+        (folder / f"{p}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_the_cli_reads_the_rival_and_the_market_before_entry(run_cli: Run, tmp_path: Path) -> None:
+    folder = _write_dominated_market(tmp_path / "market")
+    market = load_market(folder, ["p0", "p1", "p2"])[0]
+    levels = np.linspace(0.2, best_solve_rate(market.select(["p0", "p1"]), "exact"), 11)
+    spec = f"{levels[0]}:{levels[-1]}:{len(levels)}"
+    out = tmp_path / "race.json"
+    common = ["--data", str(folder), "--scheme", "exact", "--levels", spec, "--json", str(out)]
+    result = run_cli("market", "compete", *common, "-p", "p0,p1,p2", "--rival-providers", "p0,p1", "--settle")
+    assert result.code == 0, result.err
+    race = json.loads(out.read_text())
+    read = read_submarket(market_arbitrage(market, levels, "exact"), ["p0", "p1"], ExactSettings())
+    assert read is not None  # the CLI's rival is read from the market's search here
+    independent = market_arbitrage(market.select(["p0", "p1"]), levels, "exact")
+    np.testing.assert_allclose(race["arbitrage_costs"]["rival"], independent.arbitrage_cost, **TIGHT)
+    result = run_cli("market", "entry", *common, "-p", "p0,p1", "--entrant", "p2")
+    assert result.code == 0, result.err
+    before = json.loads(out.read_text())["shares_with_arbitrage"]["before"]
+    shares = revenue(independent).shares_with
+    for k, name in enumerate(("p0", "p1", "arbitrageur")):
+        np.testing.assert_allclose(before[name]["per_level"], shares[:, k], **TIGHT)

@@ -113,13 +113,25 @@ def leaderboard_search(providers: int, depth: int, baseline: bool, compare_depth
 
 
 def economics(command: str) -> Report:
+    """A market command's analysis at 24 providers; the answer adds its CPU time and how many searches ran."""
+    import inspect
+
     from markets import leaderboard
+    from modelarb.core import search as search_module
     from modelarb.core.search import best_solve_rate
     from modelarb.economics import cascade_cost, compete, market_arbitrage, market_entry, revenue, segmentation
 
+    searches = []  # the market each exact search ran on (counted through, not replaced)
+    exact_search = search_module.exact_search
+
+    def counted(outcomes: Any, *args: Any, **kwargs: Any) -> Any:
+        searches.append(outcomes.n_providers)
+        return exact_search(outcomes, *args, **kwargs)
+
+    search_module.exact_search = counted
     outcomes = leaderboard(24, 500)
     names = list(outcomes.providers)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if command == "entry":
         incumbents = outcomes.select(names[:-1])
         levels = np.linspace(0.3, best_solve_rate(incumbents), 100)
@@ -131,11 +143,15 @@ def economics(command: str) -> Report:
         if command == "revenue":
             earned, _ = revenue(result), segmentation(result)
             answer = f"providers keep {100 * float(np.nanmean(earned.revenue_change)):.1f}% on average"
-        else:
-            rival = cascade_cost(outcomes, levels, names[::2], "exact")
+        else:  # the rival reads the market's search where it may (as `market compete` does), in code that can
+            reuse = {"market": result} if "market" in inspect.signature(cascade_cost).parameters else {}
+            rival = cascade_cost(outcomes, levels, names[::2], "exact", **reuse)
             race = compete(np.stack([result.arbitrage_cost, rival]), result.market_price, ["a", "rival"])
             answer = f"settled margin {100 * float(np.mean(race.settled_margin)):.1f}% on average"
-    return {"seconds": time.perf_counter() - start, "answer": answer}
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    sizes = " + ".join(str(p) for p in searches)
+    answer += f"; CPU {cpu:.3g} s; {len(searches)} search{'es' * (len(searches) > 1)} ({sizes} providers)"
+    return {"seconds": seconds, "cpu_seconds": cpu, "answer": answer}
 
 
 def workloads(data: Path, repeat: int, baseline: bool) -> dict[str, Callable[[], Report]]:

@@ -125,6 +125,8 @@ def compete_command(
     Without --rival-providers: two identical arbitrageurs (the paper's race): the price falls
     by --factor per round down to their cost. With it: the full arbitrageur against one with
     fewer providers; the race settles at the second-lowest cost and the cheaper one keeps the gap.
+    The exact scheme reads the rival from the arbitrageur's search where that is exact (a proven
+    optimum whose cascades use only the rival's providers), else searches the rival's market too.
 
     JSON keys: levels, cost_unit, names, factor, rounds, market_price, arbitrage_costs
     ({name: per u}), prices (per round, per u), price_ratio (price / market price),
@@ -146,7 +148,7 @@ def compete_command(
                 f"--rival-providers must be a strict subset of the market's providers ({', '.join(outcomes.providers)})"
             )
         with console_err.status("searching the rival's cascades …"):
-            costs[1] = cascade_cost(outcomes, result.levels, rival_names, chosen, exact)
+            costs[1] = cascade_cost(outcomes, result.levels, rival_names, chosen, exact, market=result)
         names = ["arbitrageur", "rival"]
         console.print(f"rival buys only from {', '.join(rival_names)}", highlight=False)
     race = compete(np.stack(costs), result.market_price, names, factor, None if settle else rounds)
@@ -199,6 +201,8 @@ def entry_command(
     """A provider enters the market: every incumbent's revenue share before and after, averaged over u.
 
     --levels must lie within the incumbents' reach (stop may be `best`: the incumbents' best).
+    The exact scheme reads the market before entry from the search after it where that is exact (a
+    proven optimum in which the entrant serves no level), else searches it too.
 
     JSON keys: incumbents, entrant, cost_unit, levels, shares_with_arbitrage and
     shares_without_arbitrage, each {before, after: {provider or "arbitrageur": {per_level,

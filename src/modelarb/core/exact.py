@@ -175,7 +175,8 @@ def exact_search(
             f"completion bound dips furthest below the hull); {evaluated:,} of {total:.3g} cascades over {scope}; "
             "lower convex hull"
         )
-    return _result(outcomes, levels, hull, method)
+    proven = plan.bins is None and beam_from is None  # exhaustive, or branch and bound that never turned beam
+    return replace(_result(outcomes, levels, hull, method), proven=proven)
 
 
 def _allowed_sequences(outcomes: Outcomes, orders: Orders) -> set[tuple[int, ...]] | None:

@@ -20,7 +20,8 @@ class ArbitrageResult:
     `provider_costs[p, u]` is C_p(u); `cascade_at[u]` indexes `cascades` (-1: no
     cascade reaches u). Where the exact scheme mixes two cascades on its hull,
     `partner_at[u]` is the second one and `partner_weight[u]` its share of customers.
-    `spend[u, p]` is the arbitrageur's expected spend on provider p at u.
+    `spend[u, p]` is the arbitrageur's expected spend on provider p at u. `proven`: the cascades are
+    the proven cheapest of the search space (an exhaustive search, or a branch and bound that stayed one).
     """
 
     providers: tuple[str, ...]
@@ -35,6 +36,7 @@ class ArbitrageResult:
     spend: Array
     partner_at: NDArray[np.int64] | None = None
     partner_weight: Array | None = None
+    proven: bool = False
 
     @property
     def market_price(self) -> Array:

@@ -6,6 +6,7 @@ from modelarb.economics.entry import EntryResult, market_entry
 from modelarb.economics.larger import cascade_cost, market_arbitrage
 from modelarb.economics.revenue import RevenueResult, revenue
 from modelarb.economics.segmentation import SegmentationResult, segment, segmentation
+from modelarb.economics.submarket import read_submarket
 
 __all__ = [
     "CompetitionResult",
@@ -21,6 +22,7 @@ __all__ = [
     "fit_log",
     "market_arbitrage",
     "market_entry",
+    "read_submarket",
     "revenue",
     "segment",
     "segmentation",

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.search import ExactSettings, Scheme
+from modelarb.core.search import ExactSettings, Scheme, best_solve_rate, check_levels
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.larger import market_arbitrage
 from modelarb.economics.revenue import RevenueResult, revenue
+from modelarb.economics.submarket import read_submarket, submarket_settings
 from modelarb.errors import AnalysisError
 
 Array = NDArray[np.float64]
@@ -111,21 +112,24 @@ def market_entry(
     """Revenue shares before and after `entrant` joins `incumbents`, both markets on `outcomes`' instances.
 
     Both markets are searched the same way (paper scheme: the cheapest cascade at each u on
-    the per-stage grid), so the shares compare like with like.
+    the per-stage grid), so the shares compare like with like. The exact scheme searches the
+    market after entry first and reads the market before it from that search where this is
+    exact (a proven optimum in which the entrant serves no level: `submarket.read_submarket`);
+    otherwise, and always after a beam search, the market before entry is searched too.
     """
     incumbents = tuple(incumbents)
     if not incumbents:
         raise AnalysisError("market entry needs at least one incumbent provider")
     if entrant in incumbents:
         raise AnalysisError(f"the entrant {entrant!r} is already an incumbent; name a provider outside the market")
-    orders = None if exact is None else exact.orders
-    if orders is not None and orders != "all":  # before entry: the orders without the entrant
-        before_orders = [kept for kept in ([p for p in order if p != entrant] for order in orders) if kept] or None
-        before_exact = ExactSettings(before_orders, exact.beam_width, exact.max_depth) if exact else None
-    else:
-        before_exact = exact
-    before = market_arbitrage(outcomes.select(list(incumbents)), levels, scheme, same_grid=True, exact=before_exact)
+    exact = exact or ExactSettings()
+    before_market = outcomes.select(list(incumbents))
+    check_levels(levels, best_solve_rate(before_market, scheme))
     after = market_arbitrage(outcomes.select([*incumbents, entrant]), levels, scheme, same_grid=True, exact=exact)
+    before = read_submarket(after, incumbents, exact)
+    if before is None:
+        cut = submarket_settings(exact, incumbents)
+        before = market_arbitrage(before_market, levels, scheme, same_grid=True, exact=cut)
     return EntryResult(incumbents, entrant, revenue(before), revenue(after))
 
 

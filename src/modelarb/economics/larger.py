@@ -27,6 +27,7 @@ from modelarb.core.search import (
 )
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.segmentation import segment
+from modelarb.economics.submarket import read_submarket, submarket_settings
 from modelarb.errors import AnalysisError
 
 Array = NDArray[np.float64]
@@ -83,20 +84,28 @@ def cascade_cost(
     providers: Sequence[str],
     scheme: Scheme = "paper",
     exact: ExactSettings | None = None,
+    market: ArbitrageResult | None = None,
 ) -> Array:
-    """C_q(u) of an arbitrageur restricted to `providers` (cheapest cascade at each u; ∞ where it cannot reach u)."""
+    """C_q(u) of an arbitrageur restricted to `providers` (cheapest cascade at each u; ∞ where it cannot reach u).
+
+    `market`: the whole market's result on these levels, searched with `exact`; the exact scheme reads
+    the restricted arbitrageur from it where that is exact (`submarket.read_submarket`), else searches.
+    """
     check_scheme(scheme)
     exact = exact or ExactSettings()
     if scheme == "paper":
         return market_arbitrage(outcomes, levels, "paper", cascade=providers, same_grid=True).arbitrage_cost
+    if market is not None and not np.array_equal(market.levels, levels):
+        raise AnalysisError("the market's result must be on the levels the rival is priced at")
     sub = outcomes.select(list(providers))
     reach = levels <= best_solve_rate(sub, "exact")
     cost = np.full(len(levels), np.inf)
-    if reach.any():
-        orders = exact.orders
-        if orders is not None and orders != "all":  # the rival's orders: the market's, restricted to its providers
-            orders = [kept for kept in ([p for p in order if p in providers] for order in orders) if kept] or None
+    read = None if market is None else read_submarket(market, providers, exact)
+    if read is not None:
+        cost[reach] = read.arbitrage_cost[reach]
+    elif reach.any():
+        cut = submarket_settings(exact, providers)
         cost[reach] = search(
-            sub, levels[reach], "exact", orders=orders, beam_width=exact.beam_width, max_depth=exact.max_depth
+            sub, levels[reach], "exact", orders=cut.orders, beam_width=cut.beam_width, max_depth=cut.max_depth
         ).arbitrage_cost
     return cost

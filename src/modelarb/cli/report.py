@@ -83,7 +83,7 @@ def report(
 
     It shows each provider's cost curve C_p(u), the market price and the arbitrage cost
     C_A(u); the margin in sample and cross-validated over --folds folds of the instances
-    (95% intervals) at five levels, the largest margin's among them; the chosen cascade at
+    (95% intervals) at four levels, the largest margin's among them; the chosen cascade at
     each level (providers and caps); revenue shares of the providers and the arbitrageur;
     and, with --entrant, every share before and after the entrant joins the others.
     Levels default as in `modelarb arbitrage`.

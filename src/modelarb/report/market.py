@@ -17,7 +17,7 @@ from modelarb.economics import revenue as revenue_of
 from modelarb.economics import segmentation as segmentation_of
 
 Array = NDArray[np.float64]
-SPACED_CHECKS = 4  # cross-validated levels besides the maximum margin's, evenly spaced over the reached levels
+SPACED_CHECKS = 3  # cross-validated levels besides the maximum margin's, evenly spaced over the reached levels
 
 
 @dataclass(frozen=True)

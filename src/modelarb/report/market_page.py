@@ -54,14 +54,15 @@ def _cell(cell: Cell | str, tag: str = "td") -> str:
     cell = cell if isinstance(cell, Cell) else Cell(cell, left=True)
     attrs = ' class="text"' if cell.left else ""
     if cell.value is not None and math.isfinite(cell.value):
-        attrs += f' data-value="{cell.value!r}"'
+        attrs += f' data-value="{float(cell.value)!r}"'
     return f"<{tag}{attrs}>{escape(cell.text)}</{tag}>"
 
 
 def table(columns: Sequence[str], rows: Sequence[Row], ident: str, keys: Sequence[str] = (), best: int = -1) -> str:
     """An HTML table; `keys` name its rows (data-key), row `best` is emphasised."""
+    left = {k for k, c in enumerate(rows[0] if rows else ()) if not isinstance(c, Cell) or c.left} | {0}
     head = "".join(
-        f'<th class="text">{escape(c)}</th>' if k == 0 else f"<th>{escape(c)}</th>" for k, c in enumerate(columns)
+        f'<th class="text">{escape(c)}</th>' if k in left else f"<th>{escape(c)}</th>" for k, c in enumerate(columns)
     )
     body = []
     for k, row in enumerate(rows):

@@ -21,7 +21,7 @@ from modelarb.cli.levels import default_levels
 from modelarb.core.holdout import cross_validate
 from modelarb.core.search import best_solve_rate, search
 from modelarb.data import load_market
-from modelarb.economics import market_entry, revenue
+from modelarb.economics import market_arbitrage, market_entry, revenue
 from modelarb.report.amounts import amount
 from synthetic_markets import attempts_market, dear_market, leaderboard
 from test_readme_analysis import readme_block
@@ -96,7 +96,7 @@ def build(data: Path, out: Path, *args: str) -> Page:
 @pytest.fixture(scope="module")
 def markets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("markets")
-    leaderboard(root / "leaderboard", providers=30, instances=60)
+    leaderboard(root / "leaderboard", providers=30, instances=40)
     attempts_market(root / "attempts")
     dear_market(root / "dear")
     return root
@@ -150,7 +150,9 @@ PAGES = {  # market: its options, and how many figures its page draws
     "leaderboard": (["--folds", "3"], 2),
     "attempts": (["--entrant", "prover-large"], 3),
     "dear": (["--entrant", "agent"], 3),
+    "attempts-paper": (["--scheme", "paper"], 2),
 }
+DATA = {"attempts-paper": "attempts"}  # pages of the same market under other options
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +160,7 @@ def pages(markets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     """Each synthetic market's report, written once by the command with default options but those in PAGES."""
     out = tmp_path_factory.mktemp("reports")
     for name, (args, _) in PAGES.items():
-        build(markets / name, out / name, *args)
+        build(markets / DATA.get(name, name), out / name, *args)
     return {name: out / name / "report.html" for name in PAGES}
 
 
@@ -197,6 +199,20 @@ def test_ten_dollar_market_reaches_its_dear_provider(pages: dict[str, Path], mar
     reach = float((outcomes.s[:, outcomes.providers.index("agent")] > 0).mean())
     assert page.text("levels").endswith(f"to {reach:.4f}"), "levels run up to the $2–10 provider's full solve rate"
     assert page.text("market_price_at_max").startswith("$")
+
+
+def test_paper_scheme_on_a_market_priced_in_attempts(pages: dict[str, Path], markets: Path) -> None:
+    """The paper scheme's grids come from the market's own costs: its numbers are `market_arbitrage`'s there."""
+    page = read(pages["attempts-paper"])
+    outcomes, _ = load_market(markets / "attempts", None)
+    levels = default_levels(outcomes, best_solve_rate(outcomes, "paper"))
+    result = market_arbitrage(outcomes, levels, "paper")
+    k = int(result.margin.argmax())
+    assert page.value("max_margin") == pytest.approx(result.max_margin, abs=1e-12)
+    assert page.value("market_price_at_max") == pytest.approx(result.market_price[k], rel=1e-12)
+    assert page.text("scheme").startswith("paper: ")
+    exact = search(outcomes, levels[levels <= best_solve_rate(outcomes)])
+    assert page.value("market_price_at_max") <= 1.05 * float(exact.market_price.max()), "a price the market can pay"
 
 
 @pytest.mark.data

@@ -135,4 +135,7 @@ def report(
     check = analysis.check_at(analysis.best)
     if check is not None:
         console.print(f"at u = {check.level:.4f}: {check.cross_validated.describe()}", highlight=False)
+        warning = check.cross_validated.warning()
+        if warning:
+            console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(f"report: {path.resolve()}", highlight=False)

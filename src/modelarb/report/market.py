@@ -53,6 +53,7 @@ class MarketAnalysis:
         return int(self.result.margin.argmax())
 
     def check_at(self, index: int) -> Checked | None:
+        """The cross-validated margin at level `index`, if that level was checked."""
         return next((c for c in self.checks if c.index == index), None)
 
 

@@ -111,6 +111,7 @@ def shown_levels(result: ArbitrageResult, count: int) -> list[int]:
 
 
 def summary(a: MarketAnalysis) -> str:
+    """The summary table: the market, the largest margin and where, out of sample, revenue, entry."""
     r, unit, k = a.result, a.unit, a.best
     rows: list[tuple[str, str, Cell]] = [
         ("providers", "providers", Cell(", ".join(r.providers), float(len(r.providers)))),
@@ -173,6 +174,7 @@ def summary(a: MarketAnalysis) -> str:
 
 
 def margins_section(a: MarketAnalysis) -> str:
+    """In-sample against cross-validated margins at the checked levels, with warnings where they differ."""
     r = a.result
     if not a.checks:
         return "<p>Cross-validation was skipped (--folds 0): only in-sample margins are shown.</p>"
@@ -206,6 +208,7 @@ def margins_section(a: MarketAnalysis) -> str:
 
 
 def cascades_section(a: MarketAnalysis) -> str:
+    """The cascade chosen at about TABLE_ROWS levels: providers and caps, prices, margin."""
     r, unit = a.result, a.unit
     shown = shown_levels(r, TABLE_ROWS)
     rows = [
@@ -229,6 +232,7 @@ def cascades_section(a: MarketAnalysis) -> str:
 
 
 def shares_section(a: MarketAnalysis) -> str:
+    """Revenue shares with the arbitrageur, participants by rows, a few levels by columns."""
     e, r = a.revenue, a.result
     columns_at = shown_levels(r, SHARE_COLUMNS)
     shares = e.shares_with
@@ -261,6 +265,7 @@ def shares_section(a: MarketAnalysis) -> str:
 
 
 def entry_section(a: MarketAnalysis) -> str:
+    """Average revenue shares before and after the entrant joins, without and with the arbitrageur."""
     e = a.entry
     assert e is not None, "entry_section needs an analysis with an entrant"
     names = (*e.providers, "arbitrageur")
@@ -323,6 +328,7 @@ def write_market_report(folder: Path, analysis: MarketAnalysis, title: str, run:
 
 
 def report_title(analysis: MarketAnalysis) -> str:
+    """The page title: the market's first four providers, and how many more."""
     return f"modelarb: arbitrage in the market of {', '.join(style.name(p) for p in analysis.result.providers[:4])}" + (
         f" and {len(analysis.result.providers) - 4} more" if len(analysis.result.providers) > 4 else ""
     )

@@ -34,7 +34,8 @@ def cost_label(unit: str) -> str:
     return f"expected cost per instance ({unit_name(unit)})"
 
 
-def _cost_axis(ax: Axes, values: np.ndarray, unit: str) -> None:
+def _cost_axis(ax: Axes, values: np.ndarray) -> None:
+    """A log scale when costs span more than LOG_RATIO, else a linear one from zero."""
     finite = values[np.isfinite(values) & (values > 0)]
     if finite.size and finite.max() / finite.min() > LOG_RATIO:
         ax.set_yscale("log")
@@ -65,7 +66,7 @@ def curves_figure(analysis: MarketAnalysis) -> Figure:
     costs.plot(u, price, color=style.MARKET, ls="--", lw=1.6, label="market price $C_P(u)$")
     costs.plot(u, spend, color=style.ARBITRAGEUR, lw=2.2, label="arbitrage cost $C_A(u)$")
     costs.fill_between(u, spend, price, where=r.profit > 0, color=style.ARBITRAGEUR, alpha=0.15, label="profit")
-    _cost_axis(costs, np.concatenate([r.provider_costs.ravel(), r.arbitrage_cost]), r.cost_unit)
+    _cost_axis(costs, np.concatenate([r.provider_costs.ravel(), r.arbitrage_cost]))
     style.percent_axis(costs, "x")
     costs.set_xlim(u[0], u[-1])
     style.finish(

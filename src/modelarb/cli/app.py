@@ -15,6 +15,7 @@ from modelarb.cli.market import market_app
 from modelarb.cli.output import console, money, table, write_json
 from modelarb.cli.plan import plan_app
 from modelarb.cli.replay import replay_app
+from modelarb.cli.report import report
 from modelarb.cli.reproduce import reproduce
 from modelarb.cli.robust import robust
 from modelarb.cli.serve import db_app, keys_app, serve
@@ -33,6 +34,7 @@ app.command()(arbitrage)
 app.add_typer(plan_app)
 app.command()(reproduce)
 app.command()(robust)
+app.command()(report)
 app.command()(serve)
 app.add_typer(db_app)
 app.add_typer(keys_app)

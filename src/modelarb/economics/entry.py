@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -121,7 +121,7 @@ def market_entry(
     orders = None if exact is None else exact.orders
     if orders is not None and orders != "all":  # before entry: the orders without the entrant
         before_orders = [kept for kept in ([p for p in order if p != entrant] for order in orders) if kept] or None
-        before_exact = ExactSettings(before_orders, exact.beam_width, exact.max_depth) if exact else None
+        before_exact = replace(exact, orders=before_orders) if exact else None
     else:
         before_exact = exact
     before = market_arbitrage(outcomes.select(list(incumbents)), levels, scheme, same_grid=True, exact=before_exact)

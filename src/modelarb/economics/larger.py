@@ -56,7 +56,13 @@ def market_arbitrage(
         if cascade is not None:
             raise AnalysisError("the exact scheme searches every provider of the market; choose them with --providers")
         return search(
-            outcomes, levels, "exact", orders=exact.orders, beam_width=exact.beam_width, max_depth=exact.max_depth
+            outcomes,
+            levels,
+            "exact",
+            orders=exact.orders,
+            beam_width=exact.beam_width,
+            max_depth=exact.max_depth,
+            partition=exact.partition,
         )
     settings = settings_for(outcomes)
     if cascade is None:
@@ -97,6 +103,12 @@ def cascade_cost(
         if orders is not None and orders != "all":  # the rival's orders: the market's, restricted to its providers
             orders = [kept for kept in ([p for p in order if p in providers] for order in orders) if kept] or None
         cost[reach] = search(
-            sub, levels[reach], "exact", orders=orders, beam_width=exact.beam_width, max_depth=exact.max_depth
+            sub,
+            levels[reach],
+            "exact",
+            orders=orders,
+            beam_width=exact.beam_width,
+            max_depth=exact.max_depth,
+            partition=exact.partition,
         ).arbitrage_cost
     return cost

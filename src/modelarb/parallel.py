@@ -112,7 +112,10 @@ def _check_workers(client: Any, address: str, timeout: float) -> None:
         client.wait_for_workers(1, timeout=timeout)
     except TimeoutError:
         raise AnalysisError(f"the Dask scheduler at {address} has no workers; start some with `dask worker`") from None
-    versions = client.run(_version)
+    try:
+        versions = client.run(_version)
+    except Exception as exc:  # a worker without modelarb fails to unpickle the probe
+        raise AnalysisError(f"a Dask worker at {address} cannot run modelarb ({exc}); install it there") from None
     other = sorted({f"{worker} has {v}" for worker, v in versions.items() if v != __version__})
     if other:
         raise AnalysisError(

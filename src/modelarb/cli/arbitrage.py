@@ -120,6 +120,9 @@ def arbitrage(
     beam_width: int | None = search_options.BeamWidthOption,
     max_depth: int | None = search_options.MaxDepthOption,
     orders: str | None = search_options.OrdersOption,
+    cluster: str | None = search_options.ClusterOption,
+    workers: int | None = search_options.WorkersOption,
+    parts: int | None = search_options.PartsOption,
     folds: int = typer.Option(
         5, "--folds", min=0, help="Folds of the cross-validated margin at the best level (0: skip it)."
     ),
@@ -145,13 +148,20 @@ def arbitrage(
     """
     from modelarb.core.search import search
 
-    outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
+    split = search_options.partition(cluster, workers, parts, chosen)
+    outcomes = options.market(data, providers, unit)
     grid = solve_rate_grid(levels, outcomes, chosen)
     with console_err.status(f"searching cascades ({chosen} scheme) …"):
         exact = search_options.exact_settings(beam_width, max_depth, orders)
         result = search(
-            outcomes, grid, chosen, orders=exact.orders, beam_width=exact.beam_width, max_depth=exact.max_depth
+            outcomes,
+            grid,
+            chosen,
+            orders=exact.orders,
+            beam_width=exact.beam_width,
+            max_depth=exact.max_depth,
+            partition=split,
         )
     print_result(result, outcomes)
     checked = None

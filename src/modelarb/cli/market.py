@@ -50,6 +50,9 @@ def revenue_command(
     beam_width: int | None = search_options.BeamWidthOption,
     max_depth: int | None = search_options.MaxDepthOption,
     orders: str | None = search_options.OrdersOption,
+    cluster: str | None = search_options.ClusterOption,
+    workers: int | None = search_options.WorkersOption,
+    parts: int | None = search_options.PartsOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Who earns what at each solve rate u, without and with the arbitrageur.
@@ -66,9 +69,10 @@ def revenue_command(
     """
     from modelarb.economics import revenue, segmentation
 
-    outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
-    exact = search_options.exact_settings(beam_width, max_depth, orders)
+    split = search_options.partition(cluster, workers, parts, chosen)
+    outcomes = options.market(data, providers, unit)
+    exact = search_options.exact_settings(beam_width, max_depth, orders, split)
     result = _arbitrage(outcomes, solve_rate_grid(levels, outcomes, chosen), chosen, exact)
     earned, segments = revenue(result), segmentation(result)
     unit_ = result.cost_unit
@@ -118,6 +122,9 @@ def compete_command(
     beam_width: int | None = search_options.BeamWidthOption,
     max_depth: int | None = search_options.MaxDepthOption,
     orders: str | None = search_options.OrdersOption,
+    cluster: str | None = search_options.ClusterOption,
+    workers: int | None = search_options.WorkersOption,
+    parts: int | None = search_options.PartsOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Arbitrageurs undercut each other from the market price, round by round.
@@ -135,10 +142,11 @@ def compete_command(
     """
     from modelarb.economics import cascade_cost, compete
 
-    outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
+    split = search_options.partition(cluster, workers, parts, chosen)
+    outcomes = options.market(data, providers, unit)
     grid = solve_rate_grid(levels, outcomes, chosen)
-    exact = search_options.exact_settings(beam_width, max_depth, orders)
+    exact = search_options.exact_settings(beam_width, max_depth, orders, split)
     result = _arbitrage(outcomes, grid, chosen, exact)
     names, costs = ["arbitrageur A", "arbitrageur B"], [result.arbitrage_cost, result.arbitrage_cost]
     rival_names = options.provider_list(rival)
@@ -196,6 +204,9 @@ def entry_command(
     beam_width: int | None = search_options.BeamWidthOption,
     max_depth: int | None = search_options.MaxDepthOption,
     orders: str | None = search_options.OrdersOption,
+    cluster: str | None = search_options.ClusterOption,
+    workers: int | None = search_options.WorkersOption,
+    parts: int | None = search_options.PartsOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """A provider enters the market: every incumbent's revenue share before and after, averaged over u.
@@ -210,6 +221,7 @@ def entry_command(
     """
     from modelarb.economics import market_entry
 
+    split = search_options.partition(cluster, workers, parts, scheme_of(scheme))
     incumbents = options.provider_list(providers)
     outcomes = options.market(data, None if incumbents is None else ",".join([*incumbents, entrant]), unit)
     if incumbents is None:
@@ -219,7 +231,12 @@ def entry_command(
     grid = solve_rate_grid(levels, outcomes.select(incumbents), chosen)
     with console_err.status(f"searching both markets ({chosen} scheme) …"):
         entry = market_entry(
-            outcomes, incumbents, entrant, grid, chosen, search_options.exact_settings(beam_width, max_depth, orders)
+            outcomes,
+            incumbents,
+            entrant,
+            grid,
+            chosen,
+            search_options.exact_settings(beam_width, max_depth, orders, split),
         )
     columns = (*entry.providers, "arbitrageur")
     without_before, without_after = entry.average_without_before, entry.average_without_after

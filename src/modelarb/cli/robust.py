@@ -8,7 +8,7 @@ from typing import Annotated, cast
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from modelarb.cli import options
+from modelarb.cli import options, search_options
 from modelarb.cli.output import console_err, percent, table, write_json
 from modelarb.core.scales import is_paper_data
 from modelarb.data.domains import read_domain_map
@@ -56,9 +56,7 @@ def robust(
         Path | None,
         typer.Option("--domains", help="CSV with columns instance,domain naming extra domains.", dir_okay=False),
     ] = None,
-    cluster: Annotated[
-        str | None, typer.Option("--cluster", help="Run bootstraps on this Dask scheduler (tcp://HOST:PORT).")
-    ] = None,
+    cluster: str | None = search_options.ClusterOption,
     executor: Annotated[
         str, typer.Option("--executor", help="Without --cluster: processes (all cores) or serial.")
     ] = "processes",
@@ -93,7 +91,7 @@ def robust(
         raise AnalysisError(f"--scheme {scheme!r}: use one of {', '.join(EVALUATIONS)}")
     given = None if fit_budgets is None else options.positive_numbers(fit_budgets, "--fit-budgets", "1,10,100")
     mapping = read_domain_map(domains) if domains is not None else None
-    runner = executor_for(executor, cluster, workers)
+    runner = executor_for(executor, cluster, workers, check=True)
     outcomes = options.market(data, providers, unit)
     scales = RobustScheme.for_market(outcomes)
     if not is_paper_data(outcomes):

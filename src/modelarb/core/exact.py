@@ -99,11 +99,33 @@ class _Sweep:
 @dataclass(frozen=True, eq=False)
 class _Plan:
     """How a search runs: `bins` of a beam search (None: keep every open prefix), at most `depth` stages,
-    closing prefixes by the completion bound (`branch`)."""
+    closing prefixes by the completion bound (`branch`), first stages from `first` (None: any provider)."""
 
     bins: int | None
     depth: int
     branch: bool
+    first: frozenset[int] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class SearchHull:
+    """The hull of the cascades a search met, how it searched (`method`), how many cascades it evaluated, and
+    whether the hull is proven optimal over the cascades searched (exhaustive, or branch and bound throughout)."""
+
+    points: _Points
+    method: str
+    evaluated: int
+    proven: bool
+
+    @staticmethod
+    def union(parts: Sequence[SearchHull], method: str) -> SearchHull:
+        """The lower convex hull of the parts' hulls, each vertex with its cascade."""
+        points = _Points.joined([part.points for part in parts]).hull()
+        return SearchHull(points, method, sum(p.evaluated for p in parts), all(p.proven for p in parts))
+
+    def result(self, outcomes: Outcomes, levels: Array) -> ArbitrageResult:
+        """C_q(u) read off the hull at each level (see `exact_search`)."""
+        return replace(_result(outcomes, np.asarray(levels, dtype=float), self.points, self.method), proven=self.proven)
 
 
 def exact_search(
@@ -131,6 +153,27 @@ def exact_search(
     levels = np.asarray(levels, dtype=float)
     if levels.ndim != 1 or levels.size == 0:
         raise AnalysisError("give at least one target solve rate")
+    return exact_hull(outcomes, orders=orders, beam_width=beam_width, max_depth=max_depth, branch=branch).result(
+        outcomes, levels
+    )
+
+
+def exact_hull(
+    outcomes: Outcomes,
+    *,
+    orders: Orders = None,
+    beam_width: int | None = None,
+    max_depth: int | None = None,
+    branch: bool | None = None,
+    first: Sequence[int] | None = None,
+) -> SearchHull:
+    """The hull of the cascades `exact_search` meets, with the same options.
+
+    `first`: only cascades whose first stage is one of these provider columns (one part of a
+    partitioned search). The search still runs as it would over every cascade (exhaustive, branch
+    and bound or beam, chosen from the whole space), so the parts of an exhaustive or branch and
+    bound search merge (`SearchHull.union`) into the whole search's hull.
+    """
     if beam_width is not None and beam_width < 1:
         raise AnalysisError(f"the beam width must be a positive number of bins, got {beam_width}")
     if max_depth is not None and max_depth < 1:
@@ -155,8 +198,13 @@ def exact_search(
         depth = min(max_depth or DEFAULT_BEAM_DEPTH, depth)
         total = sum(counts[:depth])
         plan = _Plan(DEFAULT_BEAM, depth, False)
+    if first is not None and not all(0 <= p < outcomes.n_providers for p in first):
+        raise AnalysisError(f"first-stage providers must be columns 0 … {outcomes.n_providers - 1}, got {list(first)}")
+    plan = replace(plan, first=None if first is None else frozenset(first))
     hull, evaluated, beam_from = _search(outcomes, steps, tables, allowed, plan)
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
+    if first is not None:
+        scope += ", first stage " + " or ".join(outcomes.providers[p] for p in sorted(set(first)))
     if depth < outcomes.n_providers:
         scope += f", at most {depth} stage{'s' if depth > 1 else ''}"
     if plan.bins is None and not plan.branch:
@@ -175,8 +223,7 @@ def exact_search(
             f"completion bound dips furthest below the hull); {evaluated:,} of {total:.3g} cascades over {scope}; "
             "lower convex hull"
         )
-    proven = plan.bins is None and beam_from is None  # exhaustive, or branch and bound that never turned beam
-    return replace(_result(outcomes, levels, hull, method), proven=proven)
+    return SearchHull(hull, method, evaluated, plan.bins is None and beam_from is None)
 
 
 def _allowed_sequences(outcomes: Outcomes, orders: Orders) -> set[tuple[int, ...]] | None:
@@ -234,7 +281,7 @@ def _search(
         last, held = depth == plan.depth - 1, 0
         kept: list[_Points] = []
         limits = None if bound is None or last else _child_limits(bound, prefixes, fail, hull, plan.depth - depth)
-        for sweep in _sweeps(prefixes, fail, steps, allowed, depth):
+        for sweep in _sweeps(prefixes, fail, steps, allowed, depth, plan.first):
             evaluated += sweep.solve.size
             solve, spend = sweep.solve.ravel(), sweep.spend.ravel()
             floor = np.interp(solve, hull.solve, hull.spend, right=np.inf)  # the hull so far
@@ -375,10 +422,14 @@ def _sweeps(
     steps: list[Breakpoints],
     allowed: set[tuple[int, ...]] | None,
     depth: int,
+    first: frozenset[int] | None = None,
 ) -> Iterator[_Sweep]:
-    """Every allowed extension of the prefixes by one more provider, in chunks of prefixes."""
+    """Every allowed extension of the prefixes by one more provider (first stages from `first`: None, any),
+    in chunks of prefixes."""
     sequences, which = np.unique(prefixes.stages[:, :depth], axis=0, return_inverse=True)
     for q, step in enumerate(steps):
+        if depth == 0 and first is not None and q not in first:
+            continue
         ok = [q not in seq and (allowed is None or (*seq, q) in allowed) for seq in sequences.tolist()]
         rows = np.flatnonzero(np.asarray(ok, dtype=bool)[which.ravel()])
         if rows.size == 0 or step.caps.size == 0:

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 
 from modelarb.core import paper
 from modelarb.core.exact import Orders, exact_search
+from modelarb.core.partition import Partition, partitioned_search
 from modelarb.core.result import ArbitrageResult
 from modelarb.core.scales import settings_for
 from modelarb.data.outcomes import Outcomes
@@ -56,6 +57,7 @@ def search(
     orders: Orders = None,
     beam_width: int | None = None,
     max_depth: int | None = None,
+    partition: Partition | None = None,
 ) -> ArbitrageResult:
     """The cheapest cascade at each target solve rate u.
 
@@ -63,11 +65,14 @@ def search(
     mean margin for two providers, its 20-point grid per stage for more).
     Exact scheme: over every cap that changes an attempt count, and over provider `orders`
     (exhaustive when small enough, else branch and bound or a beam search: see `exact_search`),
-    cascades of at most `max_depth` stages.
+    cascades of at most `max_depth` stages; split by first-stage provider and run on an executor when a
+    `partition` is given (`partitioned_search`).
     """
     check_scheme(scheme)
     if scheme == "paper" and (orders is not None or beam_width is not None or max_depth is not None):
         raise AnalysisError("orders, beam width and depth apply to the exact scheme; use --scheme exact")
+    if scheme == "paper" and partition is not None:
+        raise AnalysisError("a partitioned search (--workers, --cluster) is for the exact scheme; use --scheme exact")
     levels = check_levels(levels, best_solve_rate(outcomes, scheme))
     if scheme == "paper":
         settings = settings_for(outcomes)
@@ -81,16 +86,22 @@ def search(
             caps = settings.pair_caps() if pair else settings.stage_caps(outcomes.n_providers)
         chosen = select or ("mean_margin" if pair else "per_level")
         return paper.grid_search(outcomes, levels, caps, chosen, settings.grid, market_grid=settings.market_grid)
+    if partition is not None:
+        return partitioned_search(
+            outcomes, levels, partition, orders=orders, beam_width=beam_width, max_depth=max_depth
+        )
     return exact_search(outcomes, levels, orders=orders, beam_width=beam_width, max_depth=max_depth)
 
 
 @dataclass(frozen=True)
 class ExactSettings:
-    """How the exact scheme searches (see `exact_search`): provider orders, beam width, most stages."""
+    """How the exact scheme searches (see `exact_search`): provider orders, beam width, most stages, and the
+    `partition` that splits it across an executor (None: one search in this process)."""
 
     orders: Orders = None
     beam_width: int | None = None
     max_depth: int | None = None
+    partition: Partition | None = None
 
     def given(self) -> bool:
         return self.orders is not None or self.beam_width is not None or self.max_depth is not None

@@ -57,7 +57,13 @@ def market_arbitrage(
         if cascade is not None:
             raise AnalysisError("the exact scheme searches every provider of the market; choose them with --providers")
         return search(
-            outcomes, levels, "exact", orders=exact.orders, beam_width=exact.beam_width, max_depth=exact.max_depth
+            outcomes,
+            levels,
+            "exact",
+            orders=exact.orders,
+            beam_width=exact.beam_width,
+            max_depth=exact.max_depth,
+            partition=exact.partition,
         )
     settings = settings_for(outcomes)
     if cascade is None:
@@ -106,6 +112,12 @@ def cascade_cost(
     elif reach.any():
         cut = submarket_settings(exact, providers)
         cost[reach] = search(
-            sub, levels[reach], "exact", orders=cut.orders, beam_width=cut.beam_width, max_depth=cut.max_depth
+            sub,
+            levels[reach],
+            "exact",
+            orders=cut.orders,
+            beam_width=cut.beam_width,
+            max_depth=cut.max_depth,
+            partition=cut.partition,
         ).arbitrage_cost
     return cost

@@ -18,6 +18,7 @@ beam cut to it. Results therefore equal an independent search of the sub-market.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def submarket_settings(exact: ExactSettings, providers: Sequence[str]) -> ExactS
     if orders is None or orders == "all":
         return exact
     kept = [cut for cut in ([p for p in order if p in providers] for order in orders) if cut]
-    return ExactSettings(kept or None, exact.beam_width, exact.max_depth)
+    return replace(exact, orders=kept or None)
 
 
 def read_submarket(market: ArbitrageResult, providers: Sequence[str], exact: ExactSettings) -> ArbitrageResult | None:

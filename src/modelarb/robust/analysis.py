@@ -13,10 +13,10 @@ from numpy.typing import NDArray
 from modelarb.core.grid import pass_curves
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
+from modelarb.parallel import Executor, executor_for
 from modelarb.robust.bootstrap import NO_FIT, FitProblem, fit_bootstraps
 from modelarb.robust.cascades import SampleCascades
 from modelarb.robust.domains import domain_mask
-from modelarb.robust.executors import Executor, executor_for
 from modelarb.robust.fit import evaluation_margins, exact_evaluation_margins
 from modelarb.robust.sampling import ACCOUNTINGS, Accounting, FitSampler
 from modelarb.robust.scheme import RobustScheme

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 
 from modelarb.cli.app import app
-from modelarb.cli.output import console_err
+from modelarb.cli.help_text import reflow_help
+from modelarb.cli.output import console_err, layout
 from modelarb.errors import ModelarbError
 
 
 def main() -> None:
     """Console entry point: run the app; a ModelarbError becomes one message and exit code 2."""
+    layout.wide = False
+    reflow_help(app)
     try:
         app()
     except ModelarbError as exc:

@@ -50,6 +50,7 @@ def revenue_command(
     beam_width: int | None = search_options.BeamWidthOption,
     max_depth: int | None = search_options.MaxDepthOption,
     orders: str | None = search_options.OrdersOption,
+    wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Who earns what at each solve rate u, without and with the arbitrageur.
@@ -118,6 +119,7 @@ def compete_command(
     beam_width: int | None = search_options.BeamWidthOption,
     max_depth: int | None = search_options.MaxDepthOption,
     orders: str | None = search_options.OrdersOption,
+    wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Arbitrageurs undercut each other from the market price, round by round.
@@ -194,6 +196,7 @@ def entry_command(
     beam_width: int | None = search_options.BeamWidthOption,
     max_depth: int | None = search_options.MaxDepthOption,
     orders: str | None = search_options.OrdersOption,
+    wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """A provider enters the market: every incumbent's revenue share before and after, averaged over u.

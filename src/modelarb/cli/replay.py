@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.text import Text
 
 from modelarb.cli import options
 from modelarb.cli.output import console, console_err
@@ -279,7 +280,7 @@ def _print_check(result: LiveCheck) -> None:
         ("revenue / task", result.revenue, cash),
         (f"margin ({result.margin_method} method)", result.margin, share),
     ):
-        inside = "yes" if figure.covers else "[bold red]no[/]"
+        inside = "yes" if figure.covers else Text("no", style="bold red")
         on_draw = "" if figure.predicted_on_draw is None else show(figure.predicted_on_draw)
         interval = f"{show(figure.low)} – {show(figure.high)}"
         rows.append([name, show(figure.realised), interval, show(figure.predicted), inside, on_draw])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from modelarb import __version__
 from modelarb.cli.output import console, console_err, table
@@ -38,10 +39,10 @@ def _advance(progress: Progress, task: TaskID) -> Callable[[int], None]:
     return lambda steps: progress.advance(task, steps)
 
 
-def _verdict(row: MetricRow) -> str:
+def _verdict(row: MetricRow) -> str | Text:
     if row.within:
         return "yes"
-    return "no (bootstraps)" if row.metric.bootstrap else "no (known)" if row.metric.known else "[red]no[/]"
+    return "no (bootstraps)" if row.metric.bootstrap else "no (known)" if row.metric.known else Text("no", style="red")
 
 
 def reproduce(

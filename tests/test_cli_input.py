@@ -143,3 +143,20 @@ def test_data_path_honours_modelarb_data(run_cli: Run, tmp_path: Path, monkeypat
     result = run_cli("data", "path", "computational-arbitrage")
     assert result.code == 0 and result.out.strip() == str(tmp_path)
     assert_one_error(run_cli("data", "path", "nope"), "unknown dataset 'nope'")
+
+
+def test_report_folder_checked_before_the_work(run_cli: Run, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    started = time.process_time()
+    assert_one_error(run_cli("reproduce", "--data", str(tmp_path / "no-data"), "--out", str(afile)), "is a file")
+    result = run_cli("reproduce", "--data", str(tmp_path / "no-data"), "--out", str(afile / "report"))
+    assert_one_error(result, "cannot create", "is not a folder you can write to")
+    assert time.process_time() - started < 2
+
+
+def test_ledger_export_path_checked_before_the_database(run_cli: Run, tmp_path: Path) -> None:
+    result = run_cli("ledger", "export-attempts", "-o", str(tmp_path / "nowhere" / "attempts.csv"),
+                     "--db", f"sqlite:///{tmp_path / 'none.sqlite3'}")  # fmt: skip
+    assert_one_error(result, "the folder", "does not exist")
+    assert not (tmp_path / "none.sqlite3").exists()

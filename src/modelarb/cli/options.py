@@ -43,6 +43,20 @@ def output_path(path: Path | None) -> Path | None:
     return path
 
 
+def output_folder(path: Path) -> Path:
+    """Typer callback: a folder to write into must be a folder, or creatable where it is named, checked first."""
+    if path.exists():
+        if not path.is_dir():
+            raise ModelarbError(f"{path} is a file; name a folder to write into, e.g. {path.with_suffix('')}-out")
+        if not os.access(path, os.W_OK):
+            raise ModelarbError(f"cannot write into {path}: permission denied; name a folder you can write to")
+        return path
+    ancestor = next(parent for parent in path.absolute().parents if parent.exists())
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+        raise ModelarbError(f"cannot create {path}: {ancestor} is not a folder you can write to; name another folder")
+    return path
+
+
 def unit_name(unit: str | None) -> str | None:
     """Typer callback: a cost unit is a non-empty name."""
     if unit is not None and not unit.strip():

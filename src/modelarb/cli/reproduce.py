@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.text import Text
 
 from modelarb import __version__
+from modelarb.cli import options
 from modelarb.cli.output import console, console_err, table
 from modelarb.errors import ModelarbError
 
@@ -55,7 +56,9 @@ def reproduce(
             show_default=False,
         ),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the report into.")] = Path("modelarb-report"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write the report into.", callback=options.output_folder)
+    ] = Path("modelarb-report"),
     scheme: Annotated[
         str,
         typer.Option("--scheme", help="paper: the paper's grids (its numbers); exact: exact curves and cap search."),
@@ -83,8 +86,6 @@ def reproduce(
 
     if scheme not in SCHEMES:
         raise ModelarbError(f"--scheme {scheme!r} is not a scheme; choose one of {', '.join(SCHEMES)}")
-    if out.exists() and not out.is_dir():
-        raise ModelarbError(f"--out {out} is a file; give a folder for the report")
     if cluster is not None:
         executor_for(cluster=cluster)  # a malformed address fails now, not after the first experiments
     started = time.perf_counter()

@@ -18,9 +18,8 @@ if TYPE_CHECKING:
 DbOption = typer.Option(
     None,
     "--db",
-    help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB (default: $MODELARB_DB, "
-    "else an SQLite file in the user data directory).",
-    show_default=False,
+    help="Database URL, e.g. sqlite:///PATH or postgresql://HOST/DB.",
+    show_default="$MODELARB_DB, else an SQLite file in the user data directory",
 )
 
 db_app = typer.Typer(name="db", help="The broker's database.", no_args_is_help=True)
@@ -72,8 +71,8 @@ def serve(
     gateway_url: str | None = typer.Option(
         None,
         "--gateway-url",
-        help="Where harnesses reach the gateway (default: http://HOST:PORT/gateway/v1).",
-        show_default=False,
+        help="URL at which harnesses reach the broker's gateway.",
+        show_default="/gateway/v1 at --host and --port",
     ),
     verifier_command: list[str] = typer.Option(
         [],

@@ -15,7 +15,7 @@ from conftest import CliResult
 from modelarb.cli.levels import MAX_LEVELS, default_levels, parse_levels
 from modelarb.core.search import best_solve_rate
 from modelarb.data.market import load_market
-from modelarb.errors import AnalysisError
+from modelarb.errors import AnalysisError, ModelarbError
 from test_cli_arbitrage import assert_one_error, flat, write_market
 
 Run = Callable[..., CliResult]
@@ -160,3 +160,11 @@ def test_ledger_export_path_checked_before_the_database(run_cli: Run, tmp_path: 
                      "--db", f"sqlite:///{tmp_path / 'none.sqlite3'}")  # fmt: skip
     assert_one_error(result, "the folder", "does not exist")
     assert not (tmp_path / "none.sqlite3").exists()
+
+
+def test_dataset_name_without_a_local_copy_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MODELARB_DATA", raising=False)
+    monkeypatch.setenv("MODELARB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelarbError, match="modelarb data pull computational-arbitrage"):
+        load_market("computational-arbitrage/swebench", ["gpt5mini", "deepseek"])

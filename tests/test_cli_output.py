@@ -188,3 +188,15 @@ def test_help_paragraphs_flow() -> None:
 def test_help_cuts_nothing_at_80_columns(tmp_path: Path, command: list[str]) -> None:
     done = modelarb(*command, "--help", columns=80, cwd=tmp_path)
     assert_fits(done.stdout, 80)
+
+
+def test_option_help_is_one_style() -> None:
+    """Every option's help is a sentence (capital, full stop) and states its default only through [default: …]."""
+    stack = [typer.main.get_command(app)]
+    while stack:
+        command = stack.pop()
+        stack += getattr(command, "commands", {}).values()
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            assert text[:1].isupper() and text.endswith("."), (command.name, param.name, text)
+            assert "(default" not in text and "[default" not in text, (command.name, param.name, text)

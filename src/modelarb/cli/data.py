@@ -22,7 +22,9 @@ def pull(
     name: Annotated[str, typer.Argument(help="Dataset to download (see `modelarb data list`).")] = DEFAULT_DATASET,
     url: Annotated[
         str | None,
-        typer.Option("--url", help="Fetch each file from URL/<path>, not upstream (default: $MODELARB_DATASET_URL)."),
+        typer.Option(
+            "--url", help="Fetch each file from URL/<path> instead of upstream.", show_default="$MODELARB_DATASET_URL"
+        ),
     ] = None,
 ) -> None:
     """Download a dataset into the cache, checking every file against its pinned SHA-256 sum."""
@@ -88,7 +90,9 @@ def verify(
     name: Annotated[str, typer.Argument(help="A registered dataset.")],
     data: Annotated[
         Path | None,
-        typer.Option("--data", help="Local copy to check (default: $MODELARB_DATA, else the cache).", file_okay=False),
+        typer.Option(
+            "--data", help="Local copy to check.", show_default="$MODELARB_DATA, else the cache", file_okay=False
+        ),
     ] = None,
 ) -> None:
     """Check a local copy of a dataset against its pinned SHA-256 sums."""

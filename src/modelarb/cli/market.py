@@ -27,9 +27,8 @@ market_app = typer.Typer(
 DistillDataOption = typer.Option(
     None,
     "--data",
-    help="Folder of the teacher's and students' .jsonl files "
-    "(default: $MODELARB_DATA/swebench/distill, else the downloaded paper data)",
-    show_default=False,
+    help="Folder of the teacher's and students' .jsonl files.",
+    show_default="swebench/distill in $MODELARB_DATA, else in the pulled copy",
 )
 
 
@@ -188,7 +187,11 @@ def entry_command(
     entrant: str = typer.Option(..., "--entrant", help="The provider that joins the market."),
     data: Path | None = options.DataOption,
     providers: str | None = typer.Option(
-        None, "--providers", "-p", help="The incumbents, comma-separated (default: every other provider in --data)."
+        None,
+        "--providers",
+        "-p",
+        help="The incumbents, comma-separated.",
+        show_default="every other provider in --data",
     ),
     scheme: SchemeName = SchemeOption,
     levels: str | None = LevelsOption,
@@ -246,7 +249,7 @@ def distill_command(
     ),
     data: Path | None = DistillDataOption,
     scheme: SchemeName = SchemeOption,
-    max_k: int = typer.Option(100, "--max-k", help="pass@k curves for k = 1..K.", min=1),
+    max_k: int = typer.Option(100, "--max-k", help="Compute pass@k curves for k = 1..K.", min=1),
     unit: str | None = options.UnitOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:

@@ -51,9 +51,8 @@ def reproduce(
         Path | None,
         typer.Option(
             "--data",
-            help="The paper's data folder (holding swebench/ and lean/) "
-            "[default: $MODELARB_DATA, else the cached or downloaded copy]",
-            show_default=False,
+            help="The paper's data folder, holding swebench/ and lean/.",
+            show_default="$MODELARB_DATA, else the pulled copy (downloaded if missing)",
         ),
     ] = None,
     out: Annotated[
@@ -61,12 +60,14 @@ def reproduce(
     ] = Path("modelarb-report"),
     scheme: Annotated[
         str,
-        typer.Option("--scheme", help="paper: the paper's grids (its numbers); exact: exact curves and cap search."),
+        typer.Option(
+            "--scheme", help="How to search: paper (the paper's grids, its numbers) or exact (exact curves and caps)."
+        ),
     ] = "paper",
     quick: Annotated[
         bool,
         typer.Option(
-            "--quick", help="100 bootstraps instead of 1000: a faster run whose bootstrapped means scatter more."
+            "--quick", help="Run 100 bootstraps instead of 1000: faster, and the bootstrapped means scatter more."
         ),
     ] = False,
     cluster: Annotated[

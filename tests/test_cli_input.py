@@ -155,13 +155,6 @@ def test_report_folder_checked_before_the_work(run_cli: Run, tmp_path: Path) -> 
     assert time.process_time() - started < 2
 
 
-def test_ledger_export_path_checked_before_the_database(run_cli: Run, tmp_path: Path) -> None:
-    result = run_cli("ledger", "export-attempts", "-o", str(tmp_path / "nowhere" / "attempts.csv"),
-                     "--db", f"sqlite:///{tmp_path / 'none.sqlite3'}")  # fmt: skip
-    assert_one_error(result, "the folder", "does not exist")
-    assert not (tmp_path / "none.sqlite3").exists()
-
-
 def test_dataset_name_without_a_local_copy_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MODELARB_DATA", raising=False)
     monkeypatch.setenv("MODELARB_CACHE", str(tmp_path / "empty-cache"))

@@ -200,3 +200,18 @@ def test_option_help_is_one_style() -> None:
             text = getattr(param, "help", None) or ""
             assert text[:1].isupper() and text.endswith("."), (command.name, param.name, text)
             assert "(default" not in text and "[default" not in text, (command.name, param.name, text)
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_plan_show_keeps_paths_names_and_fingerprint_whole(many: Path, tmp_path: Path, columns: int) -> None:
+    plan = tmp_path / "plan.json"
+    modelarb("plan", "fit", "--data", str(many), "--target-solve-rate", "0.5", "--folds", "0", "-o", str(plan),
+             columns=columns, cwd=tmp_path)  # fmt: skip
+    done = modelarb("plan", "show", str(plan), columns=columns, cwd=tmp_path)
+    assert_fits(done.stdout, columns)
+    saved = json.loads(plan.read_text())
+    lines = done.stdout.splitlines()
+    assert any(saved["fitted_on"]["fingerprint"] in line for line in lines)
+    assert any(str(many) in line for line in lines)
+    for name in {p for cascade in saved["cascades"] for p in cascade["order"]}:
+        assert any(name in line for line in lines), name

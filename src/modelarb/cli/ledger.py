@@ -25,9 +25,7 @@ ledger_app = typer.Typer(
 DbOption = typer.Option(
     None, "--db", help="Database URL of the broker.", show_default="$MODELARB_DB, else the broker's SQLite file"
 )
-OutputOption = typer.Option(
-    ..., "--output", "-o", help="Write to this file.", dir_okay=False, callback=options.output_path
-)
+OutputOption = typer.Option(..., "--output", "-o", help="Write to this file.", dir_okay=False)
 
 
 @contextmanager

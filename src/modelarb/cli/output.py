@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -141,9 +142,14 @@ def _print_grid(headers: list[Text], cells: list[list[Text]], widths: Sequence[i
         out.add_column(header, justify="right" if numeric else "left", width=width, overflow="fold")
     for row in cells:
         out.add_row(*row)
+    _print_grid_table(out, sum(widths) + BORDER * len(widths) + 1)
+
+
+def _print_grid_table(out: Table, full_width: int) -> None:
+    """Print a table; with `--wide` at `full_width` even beyond the terminal (rich fits it to the console's width)."""
     terminal = console.width
-    if layout.wide:  # rich fits renderables to the console's width: widen it for this table
-        console.width = max(terminal, sum(widths) + BORDER * len(widths) + 1)
+    if layout.wide:
+        console.width = max(terminal, full_width)
     try:
         console.print(out, crop=False)
     finally:
@@ -176,6 +182,27 @@ def table(title: str, columns: Sequence[Any], rows: Sequence[Sequence[Any]]) -> 
         fitted = fit_widths(part_natural, part_least, available)
         console.print(Text(f"part {number} of {len(parts)}"), style="dim")
         _print_grid(part_headers, [list(row) for row in zip(*part_cells, strict=True)], fitted or part_least)
+
+
+def fields(title: str, rows: Sequence[Sequence[str]]) -> None:
+    """Print `title`, then `name  value` lines (values wrapped between words beside their names); when a value
+    holds a word too long for that (a path, a fingerprint), every value goes on its own lines below its name."""
+    console.print(Text(title), soft_wrap=layout.wide)
+    names = [Text(name, style="bold") for name, _ in rows]
+    values = [Text(value) for _, value in rows]
+    name_width = max((name.cell_len for name in names), default=0)
+    room = console.width - name_width - 2
+    if layout.wide or max((_longest_word(value) for value in values), default=0) <= room:
+        out = Table(box=None, show_header=False, padding=(0, 2, 0, 0), expand=False)
+        out.add_column(no_wrap=True)
+        out.add_column(overflow="fold")
+        for name, value in zip(names, values, strict=True):
+            out.add_row(name, value)
+        _print_grid_table(out, name_width + 2 + max((v.cell_len for v in values), default=0))
+        return
+    for name, value in zip(names, values, strict=True):
+        console.print(name)
+        console.print(Padding(value, (0, 0, 0, 2)))
 
 
 def money(value: float, unit: str) -> str:

@@ -12,7 +12,7 @@ from rich.table import Table
 from modelarb.cli import options
 from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, solve_rate_grid
 from modelarb.cli.levels import note_cutoffs
-from modelarb.cli.output import console, console_err, money, percent, write_json
+from modelarb.cli.output import console, console_err, fields, money, percent, write_json
 from modelarb.errors import AnalysisError
 
 if TYPE_CHECKING:
@@ -192,9 +192,4 @@ def print_plan(plan: Plan, title: str) -> None:
         ["data fingerprint", plan.fitted_on.fingerprint],
         ["created", f"{plan.created_at} · modelarb {plan.modelarb_version} · format {plan.format_version}"],
     ]
-    out = Table(title=title, title_justify="left", show_header=False)
-    out.add_column(style="bold", no_wrap=True)
-    out.add_column(overflow="fold")
-    for row in rows:
-        out.add_row(*row)
-    console.print(out, highlight=False)
+    fields(title, rows)

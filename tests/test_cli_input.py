@@ -32,6 +32,7 @@ def market(tmp_path: Path) -> Path:
         ("0.3:best:10000000", [f"at most {MAX_LEVELS:,} solve rates", f"0.3:best:{MAX_LEVELS}"]),
         ("0.3:best:1e7", [f"at most {MAX_LEVELS:,} solve rates"]),
         ("0.5:0.3:10", ["start must not exceed stop", "--levels 0.3:0.5:10"]),
+        ("0.5:0.3:1e7", ["start must not exceed stop", f"--levels 0.3:0.5:{MAX_LEVELS}"]),  # a hint fixes both
         ("0.3:best:0", ["the grid of solve rates is empty"]),
         ("0.3:nan:10", ["must be finite"]),
     ],

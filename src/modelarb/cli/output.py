@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.cells import cell_len
 from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
@@ -68,7 +69,7 @@ def _text(value: Any) -> Text:
 
 
 def _longest_word(text: Text) -> int:
-    return max((len(word) for line in text.plain.splitlines() for word in line.split()), default=0)
+    return max((cell_len(word) for line in text.plain.splitlines() for word in line.split()), default=0)
 
 
 def natural_width(header: Text, cells: Sequence[Text]) -> int:
@@ -176,12 +177,10 @@ def table(title: str, columns: Sequence[Any], rows: Sequence[Sequence[Any]]) -> 
         headers, cells, parts = flipped_headers, flipped_cells, flipped_parts
     for number, part in enumerate(parts, 1):
         keep = [0, *part]
-        part_headers = [headers[k] for k in keep]
-        part_cells = [[row[k] for row in cells] for k in keep]
-        part_natural, part_least = _widths(part_headers, [list(row) for row in zip(*part_cells, strict=True)])
-        fitted = fit_widths(part_natural, part_least, available)
+        part_headers, part_cells = [headers[k] for k in keep], [[row[k] for k in keep] for row in cells]
+        part_natural, part_least = _widths(part_headers, part_cells)
         console.print(Text(f"part {number} of {len(parts)}"), style="dim")
-        _print_grid(part_headers, [list(row) for row in zip(*part_cells, strict=True)], fitted or part_least)
+        _print_grid(part_headers, part_cells, fit_widths(part_natural, part_least, available) or part_least)
 
 
 def fields(title: str, rows: Sequence[Sequence[str]]) -> None:

@@ -161,6 +161,7 @@ def test_fit_widths_wraps_only_between_words() -> None:
 )
 def test_mix_shares_never_show_zero(weight: float, shares: tuple[str, str]) -> None:
     assert mix_shares(weight) == shares
+    assert mix_shares(0.075, least=1) == ("92.5%", "7.5%")
 
 
 def test_singular_unit() -> None:

@@ -217,10 +217,10 @@ def percent(value: float) -> str:
     return "—" if not math.isfinite(value) else f"{100 * value:.1f}%"
 
 
-def mix_shares(weight: float) -> tuple[str, str]:
-    """The shares of a two-cascade mix, `weight` the second's: whole percents, or as many decimals as keep
-    both above 0 % and below 100 % (a weight that needs more than three is no mix and is never shown)."""
-    for decimals in range(4):
+def mix_shares(weight: float, least: int = 0) -> tuple[str, str]:
+    """The shares of a two-cascade mix, `weight` the second's: with `least` decimals, or as many more as keep both
+    above 0 % and below 100 % (a weight that needs more than three is no mix and is never shown)."""
+    for decimals in range(least, 4):
         second = round(100 * weight, decimals)
         if 0 < second < 100:
             return f"{100 - second:.{decimals}f}%", f"{second:.{decimals}f}%"

@@ -216,3 +216,18 @@ def test_plan_show_keeps_paths_names_and_fingerprint_whole(many: Path, tmp_path:
     assert any(str(many) in line for line in lines)
     for name in {p for cascade in saved["cascades"] for p in cascade["order"]}:
         assert any(name in line for line in lines), name
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_paper_pair_revenue_is_whole(paper_data: Path, tmp_path: Path, columns: int) -> None:
+    """The finding on the paper's pair market: `market revenue` printed "$0.01…" at 80 columns and "0.5…" at 200."""
+    out = tmp_path / "revenue.json"
+    done = modelarb("market", "revenue", "--data", str(paper_data / "swebench"), "-p", "gpt5mini,deepseek",
+                    "--scheme", "paper", "--json", str(out), columns=columns, cwd=tmp_path)  # fmt: skip
+    assert_fits(done.stdout, columns)
+    revenue = json.loads(out.read_text())["revenue"]
+    shown = shown_levels(revenue["levels"], json.loads(out.read_text())["arbitrage"]["margin"])
+    for k in shown:
+        cells = row_cells(done.stdout.split("Revenue shares")[1], f"{revenue['levels'][k]:.4f}")
+        assert cells[0] == money(revenue["market_price"][k], "USD")
+        assert cells[2:4] == [percent(revenue["shares_with"][p][k]) for p in ("gpt5mini", "deepseek")]

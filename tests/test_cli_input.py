@@ -15,7 +15,7 @@ from conftest import CliResult
 from modelarb.cli.levels import MAX_LEVELS, default_levels, parse_levels
 from modelarb.core.search import best_solve_rate
 from modelarb.data.market import load_market
-from modelarb.errors import AnalysisError
+from modelarb.errors import AnalysisError, ModelarbError
 from test_cli_arbitrage import assert_one_error, flat, write_market
 
 Run = Callable[..., CliResult]
@@ -32,6 +32,7 @@ def market(tmp_path: Path) -> Path:
         ("0.3:best:10000000", [f"at most {MAX_LEVELS:,} solve rates", f"0.3:best:{MAX_LEVELS}"]),
         ("0.3:best:1e7", [f"at most {MAX_LEVELS:,} solve rates"]),
         ("0.5:0.3:10", ["start must not exceed stop", "--levels 0.3:0.5:10"]),
+        ("0.5:0.3:1e7", ["start must not exceed stop", f"--levels 0.3:0.5:{MAX_LEVELS}"]),  # a hint fixes both
         ("0.3:best:0", ["the grid of solve rates is empty"]),
         ("0.3:nan:10", ["must be finite"]),
     ],
@@ -143,3 +144,21 @@ def test_data_path_honours_modelarb_data(run_cli: Run, tmp_path: Path, monkeypat
     result = run_cli("data", "path", "computational-arbitrage")
     assert result.code == 0 and result.out.strip() == str(tmp_path)
     assert_one_error(run_cli("data", "path", "nope"), "unknown dataset 'nope'")
+
+
+def test_report_folder_checked_before_the_work(run_cli: Run, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    started = time.process_time()
+    assert_one_error(run_cli("reproduce", "--data", str(tmp_path / "no-data"), "--out", str(afile)), "is a file")
+    result = run_cli("reproduce", "--data", str(tmp_path / "no-data"), "--out", str(afile / "report"))
+    assert_one_error(result, "cannot create", "is not a folder you can write to")
+    assert time.process_time() - started < 2
+
+
+def test_dataset_name_without_a_local_copy_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MODELARB_DATA", raising=False)
+    monkeypatch.setenv("MODELARB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelarbError, match="modelarb data pull computational-arbitrage"):
+        load_market("computational-arbitrage/swebench", ["gpt5mini", "deepseek"])

@@ -19,6 +19,7 @@ from modelarb.data import download
 from modelarb.data.download import FileProgress
 from modelarb.data.registry import DATASETS, Dataset
 from modelarb.errors import DatasetError
+from test_cli_arbitrage import flat
 
 BIG = "market/alpha.jsonl"
 
@@ -253,8 +254,7 @@ def test_cli_pull_list_path_verify(
     path = run_cli("data", "path", "tiny")
     assert (path.code, path.out) == (0, f"{folder}\n")
     listing = run_cli("data", "list")
-    row = next(line for line in listing.out.splitlines() if line.startswith("│ tiny "))
-    assert listing.code == 0 and re.search(r"│\s+3\s+│\s+yes\s+│", row)
+    assert listing.code == 0 and re.search(rf"tiny: .*; 3 files pulled: {re.escape(str(folder))}", flat(listing.out))
     assert run_cli("data", "verify", "tiny", "--data", str(folder)).code == 0
 
     (folder / "notes.txt").write_bytes(b"edited\n")

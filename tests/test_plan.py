@@ -277,10 +277,10 @@ def test_cli_fit_then_show(tmp_path: Path, run_cli: Run) -> None:
     assert shown.code == 0, shown.err
     text = flat(shown.out)
     assert plan.cascades[0].describe(plan.cost_unit) in text
-    assert f"expected solve rate │ {plan.solve_rate:.4f}" in text
+    assert f"expected solve rate {plan.solve_rate:.4f}" in text
     assert plan.fitted_on.fingerprint[:20] in text
     assert plan.live is not None and f"{plan.live.solve_rate:.4f} (live, under the cap rule)" in text
-    assert "cap rule │ expected-attempt-fits, caps at interval-midpoints" in text
+    assert "cap rule expected-attempt-fits, caps at interval-midpoints" in text
     old = tmp_path / "old.json"
     old.write_text(json.dumps(_format_1(plan)))
     shown_old = run_cli("plan", "show", str(old))

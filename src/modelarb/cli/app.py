@@ -60,6 +60,7 @@ def describe(
     data: Path | None = options.DataOption,
     providers: str | None = options.ProvidersOption,
     unit: str | None = options.UnitOption,
+    wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Summarise a market per provider: instances, attempts, mean pass@1, mean cost per attempt.

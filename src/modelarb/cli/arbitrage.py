@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import typer
 from numpy.typing import NDArray
+from rich.text import Text
 
 from modelarb.cli import options, search_options
 from modelarb.cli.levels import MAX_LEVELS, levels_option, solve_rate_grid
-from modelarb.cli.output import console, console_err, money, percent, table, write_json
+from modelarb.cli.output import console, console_err, mix_shares, money, percent, table, write_json
 
 if TYPE_CHECKING:  # the analysis layers load scipy: commands import them when they run
     from modelarb.core.result import ArbitrageResult
@@ -33,16 +34,16 @@ SchemeOption = typer.Option(
     SchemeName.exact,
     "--scheme",
     case_sensitive=False,
-    help="exact: exact curves and caps, every provider order (METHOD §3–4); "
-    "paper: the paper's budget grid and cap grids (METHOD §5), to reproduce its numbers.",
+    help="How to search: exact (exact cost curves and caps, every provider order; METHOD §3–4) or paper "
+    "(the paper's budget and cap grids, to reproduce its numbers; METHOD §5).",
 )
 LevelsOption = typer.Option(
     None,
     "--levels",
-    help="Target solve rates as start:stop:count, e.g. 0.68:0.755:1000; stop may be `best` "
-    f"(the best single provider's solve rate); at most {MAX_LEVELS:,} levels. (default: 1000 levels from the best "
-    "mean pass@1 to best; in one-attempt markets from the weakest provider's solve rate)",
-    show_default=False,
+    help="Target solve rates u as start:stop:count, e.g. 0.68:0.755:1000, where stop may be `best` (the best "
+    f"single provider's solve rate) and count is at most {MAX_LEVELS:,}.",
+    show_default="1000 levels from the best mean pass@1 to best; in one-attempt markets, from the weakest "
+    "provider's solve rate",
     callback=levels_option,
 )
 
@@ -60,8 +61,8 @@ def cascade_label(result: ArbitrageResult, k: int) -> str:
     partner = -1 if result.partner_at is None else int(result.partner_at[k])
     if partner < 0 or result.partner_weight is None:
         return f"#{main + 1}"
-    weight = float(result.partner_weight[k])
-    return f"#{main + 1} {1 - weight:.0%} + #{partner + 1} {weight:.0%}"
+    first, second = mix_shares(float(result.partner_weight[k]))
+    return f"#{main + 1} {first} + #{partner + 1} {second}"
 
 
 def named_cascades(result: ArbitrageResult, rows: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -86,10 +87,10 @@ def print_result(result: ArbitrageResult, outcomes: Outcomes) -> None:
     shown = shown_rows(result)
     rows = [
         [
-            f"{'[bold]' if k == best else ''}{result.levels[k]:.4f}",
+            Text(f"{result.levels[k]:.4f}", style="bold" if k == best else ""),
             money(result.market_price[k], unit),
             money(result.arbitrage_cost[k], unit),
-            f"{'[bold]' if k == best else ''}{percent(result.margin[k])}",
+            Text(percent(result.margin[k]), style="bold" if k == best else ""),
             result.providers[int(result.cheapest[k])],
             cascade_label(result, int(k)),
         ]
@@ -124,8 +125,9 @@ def arbitrage(
     workers: int | None = search_options.WorkersOption,
     parts: int | None = search_options.PartsOption,
     folds: int = typer.Option(
-        5, "--folds", min=0, help="Folds of the cross-validated margin at the best level (0: skip it)."
+        5, "--folds", min=0, help="Folds over instances of the cross-validated margin at the best level; 0 skips it."
     ),
+    wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Find the cheapest cascade at each target solve rate u, and its margin over the market price.

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
+from rich.text import Text
 
 from modelarb.cli.output import console, console_err
 from modelarb.data.locate import DEFAULT_DATASET, dataset_dir, local_copy
@@ -22,15 +22,21 @@ def pull(
     name: Annotated[str, typer.Argument(help="Dataset to download (see `modelarb data list`).")] = DEFAULT_DATASET,
     url: Annotated[
         str | None,
-        typer.Option("--url", help="Fetch each file from URL/<path>, not upstream (default: $MODELARB_DATASET_URL)."),
+        typer.Option(
+            "--url", help="Fetch each file from URL/<path> instead of upstream.", show_default="$MODELARB_DATASET_URL"
+        ),
     ] = None,
 ) -> None:
     """Download a dataset into the cache, checking every file against its pinned SHA-256 sum."""
     from modelarb.data import download
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=console_err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console_err,
+        transient=True,
     ) as bar:
         task = bar.add_task(name, total=None)
 
@@ -44,19 +50,19 @@ def pull(
 
 @data_app.command("list")
 def list_datasets() -> None:
-    """List the registered datasets, and whether and where each is cached."""
-    out = Table(title="Registered datasets", title_justify="left")
-    out.add_column("name", no_wrap=True)
-    out.add_column("description")
-    out.add_column("files", justify="right")
-    out.add_column("cached")
-    out.add_column("where", overflow="fold")
+    """List the registered datasets, and whether and where each has a local copy."""
     for name, spec in DATASETS.items():
+        copy = local_copy(name)
         folder = dataset_dir(name)
         have = sum((folder / relpath).is_file() for relpath in spec.files)
-        cached = "yes" if have == len(spec.files) else f"{have}/{len(spec.files)} files" if have else "no"
-        out.add_row(name, spec.description, str(len(spec.files)), cached, str(folder))
-    console.print(out)
+        if copy is not None and copy != folder:
+            where = f"local copy in $MODELARB_DATA: {copy}"
+        elif have == len(spec.files):
+            where = f"pulled: {folder}"
+        else:
+            where = f"not pulled ({have} of {len(spec.files)} files in {folder}); `modelarb data pull {name}`"
+        console.print(Text(f"{name}: {spec.description}; {len(spec.files)} files", style="bold"))
+        console.print(Text(f"  {where}"))
 
 
 @data_app.command()
@@ -84,7 +90,9 @@ def verify(
     name: Annotated[str, typer.Argument(help="A registered dataset.")],
     data: Annotated[
         Path | None,
-        typer.Option("--data", help="Local copy to check (default: $MODELARB_DATA, else the cache).", file_okay=False),
+        typer.Option(
+            "--data", help="Local copy to check.", show_default="$MODELARB_DATA, else the cache", file_okay=False
+        ),
     ] = None,
 ) -> None:
     """Check a local copy of a dataset against its pinned SHA-256 sums."""

@@ -23,7 +23,7 @@ ledger_app = typer.Typer(
     no_args_is_help=True,
 )
 DbOption = typer.Option(
-    None, "--db", help="Database URL (default: $MODELARB_DB, else the broker's SQLite file).", show_default=False
+    None, "--db", help="Database URL of the broker.", show_default="$MODELARB_DB, else the broker's SQLite file"
 )
 OutputOption = typer.Option(..., "--output", "-o", help="Write to this file.", dir_okay=False)
 

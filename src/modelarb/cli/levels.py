@@ -33,7 +33,8 @@ class LevelSpec:
 
 
 def parse_levels(text: str) -> LevelSpec:
-    """Check `start:stop:count` without the data: numbers, an integral count in [1, MAX_LEVELS], start ≤ stop."""
+    """Check `start:stop:count` without the data: finite numbers, start ≤ stop, an integral count in
+    [1, MAX_LEVELS] (the count before any work; the range against the data in `solve_rate_grid`)."""
     parts = [part.strip() for part in text.split(":")]
     bad = AnalysisError(f"--levels {text!r} is not start:stop:count; write e.g. --levels 0.68:0.755:1000 or {EXAMPLE}")
     if len(parts) != 3:
@@ -46,22 +47,21 @@ def parse_levels(text: str) -> LevelSpec:
         raise bad from None
     if not math.isfinite(count_value) or count_value != int(count_value):
         raise bad
-    count = int(count_value)
-    if count < 0:
-        raise AnalysisError(f"--levels {text!r}: the count must be a positive number of solve rates, e.g. {EXAMPLE}")
-    if count == 0:
-        raise AnalysisError(f"--levels {text!r}: the grid of solve rates is empty; give a count of at least 1")
-    if count > MAX_LEVELS:
-        raise AnalysisError(
-            f"--levels {text!r}: at most {MAX_LEVELS:,} solve rates (memory grows with the count); "
-            f"write e.g. --levels {parts[0]}:{parts[1]}:{MAX_LEVELS}"
-        )
     if not math.isfinite(start) or (stop is not None and not math.isfinite(stop)):
         raise AnalysisError(f"--levels {text!r}: start and stop must be finite solve rates, e.g. {EXAMPLE}")
-    if stop is not None and start > stop:
+    count = int(count_value)
+    descending = stop is not None and start > stop
+    low, high = (parts[1], parts[0]) if descending else (parts[0], parts[1])
+    hint = f"--levels {low}:{high}:{min(max(abs(count), 1), MAX_LEVELS)}"  # every part this check can fix, fixed
+    if descending:
+        raise AnalysisError(f"--levels {text!r}: start must not exceed stop (the levels ascend); write e.g. {hint}")
+    if count < 0:
+        raise AnalysisError(f"--levels {text!r}: the count must be a positive number of solve rates; write e.g. {hint}")
+    if count == 0:
+        raise AnalysisError(f"--levels {text!r}: the grid of solve rates is empty; give a count of at least 1: {hint}")
+    if count > MAX_LEVELS:
         raise AnalysisError(
-            f"--levels {text!r}: start must not exceed stop (the levels ascend); write e.g. "
-            f"--levels {parts[1]}:{parts[0]}:{count}"
+            f"--levels {text!r}: at most {MAX_LEVELS:,} solve rates (memory grows with the count); write e.g. {hint}"
         )
     return LevelSpec(text, start, stop, count)
 

@@ -27,9 +27,8 @@ market_app = typer.Typer(
 DistillDataOption = typer.Option(
     None,
     "--data",
-    help="Folder of the teacher's and students' .jsonl files "
-    "(default: $MODELARB_DATA/swebench/distill, else the downloaded paper data)",
-    show_default=False,
+    help="Folder of the teacher's and students' .jsonl files.",
+    show_default="swebench/distill in $MODELARB_DATA, else in the pulled copy",
 )
 
 
@@ -53,6 +52,7 @@ def revenue_command(
     cluster: str | None = search_options.ClusterOption,
     workers: int | None = search_options.WorkersOption,
     parts: int | None = search_options.PartsOption,
+    wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Who earns what at each solve rate u, without and with the arbitrageur.
@@ -125,6 +125,7 @@ def compete_command(
     cluster: str | None = search_options.ClusterOption,
     workers: int | None = search_options.WorkersOption,
     parts: int | None = search_options.PartsOption,
+    wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Arbitrageurs undercut each other from the market price, round by round.
@@ -196,7 +197,11 @@ def entry_command(
     entrant: str = typer.Option(..., "--entrant", help="The provider that joins the market."),
     data: Path | None = options.DataOption,
     providers: str | None = typer.Option(
-        None, "--providers", "-p", help="The incumbents, comma-separated (default: every other provider in --data)."
+        None,
+        "--providers",
+        "-p",
+        help="The incumbents, comma-separated.",
+        show_default="every other provider in --data",
     ),
     scheme: SchemeName = SchemeOption,
     levels: str | None = LevelsOption,
@@ -207,6 +212,7 @@ def entry_command(
     cluster: str | None = search_options.ClusterOption,
     workers: int | None = search_options.WorkersOption,
     parts: int | None = search_options.PartsOption,
+    wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """A provider enters the market: every incumbent's revenue share before and after, averaged over u.
@@ -264,7 +270,7 @@ def distill_command(
     ),
     data: Path | None = DistillDataOption,
     scheme: SchemeName = SchemeOption,
-    max_k: int = typer.Option(100, "--max-k", help="pass@k curves for k = 1..K.", min=1),
+    max_k: int = typer.Option(100, "--max-k", help="Compute pass@k curves for k = 1..K.", min=1),
     unit: str | None = options.UnitOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from modelarb.cli.output import console_err
+from modelarb.cli.output import console_err, layout
 from modelarb.errors import ModelarbError
 
 if TYPE_CHECKING:
@@ -17,11 +17,16 @@ if TYPE_CHECKING:
 DataOption = typer.Option(
     None,
     "--data",
-    help="Market data: a folder of <provider>.jsonl files or a .csv/.parquet table "
-    "(default: $MODELARB_DATA, else the downloaded paper data)",
-    show_default=False,
+    help="Market data: a folder of <provider>.jsonl files, or a .csv or .parquet table.",
+    show_default="the paper's SWE-bench data in $MODELARB_DATA, else in the pulled copy",
 )
-ProvidersOption = typer.Option(None, "--providers", "-p", help="Comma-separated provider names, in cascade order.")
+ProvidersOption = typer.Option(
+    None,
+    "--providers",
+    "-p",
+    help="Provider names, comma-separated, in cascade order.",
+    show_default="every provider in --data",
+)
 
 
 def output_path(path: Path | None) -> Path | None:
@@ -38,6 +43,20 @@ def output_path(path: Path | None) -> Path | None:
     return path
 
 
+def output_folder(path: Path) -> Path:
+    """Typer callback: a folder to write into must be a folder, or creatable where it is named, checked first."""
+    if path.exists():
+        if not path.is_dir():
+            raise ModelarbError(f"{path} is a file; name a folder to write into, e.g. {path.with_suffix('')}-out")
+        if not os.access(path, os.W_OK):
+            raise ModelarbError(f"cannot write into {path}: permission denied; name a folder you can write to")
+        return path
+    ancestor = next(parent for parent in path.absolute().parents if parent.exists())
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+        raise ModelarbError(f"cannot create {path}: {ancestor} is not a folder you can write to; name another folder")
+    return path
+
+
 def unit_name(unit: str | None) -> str | None:
     """Typer callback: a cost unit is a non-empty name."""
     if unit is not None and not unit.strip():
@@ -49,7 +68,26 @@ JsonOption = typer.Option(
     None, "--json", help="Also write the results to this JSON file.", dir_okay=False, callback=output_path
 )
 UnitOption = typer.Option(
-    None, "--unit", help="Cost unit of the data, overriding what the files say (e.g. USD).", callback=unit_name
+    None,
+    "--unit",
+    help="Cost unit of the data, e.g. USD or attempts, overriding what the files say.",
+    show_default="the files' unit",
+    callback=unit_name,
+)
+
+
+def wide_tables(wide: bool) -> bool:
+    """Typer callback: `--wide` prints tables at their full width instead of fitting them to the terminal."""
+    layout.wide = wide
+    return wide
+
+
+WideOption = typer.Option(
+    False,
+    "--wide",
+    help="Print tables at their full width, one row per line, instead of fitting them to the terminal "
+    "(for a pager such as less -S, or a file).",
+    callback=wide_tables,
 )
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from modelarb.cli import options
 from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, solve_rate_grid
 from modelarb.cli.levels import note_cutoffs
-from modelarb.cli.output import console, console_err, money, percent, write_json
+from modelarb.cli.output import console, console_err, fields, mix_shares, money, percent, write_json
 from modelarb.errors import AnalysisError
 
 if TYPE_CHECKING:
@@ -161,9 +161,11 @@ def print_plan(plan: Plan, title: str) -> None:
     )
     mixed = len(plan.cascades) > 1
     rows: list[list[str]] = [["target", target]]
-    for k, (cascade, weight) in enumerate(zip(plan.cascades, plan.weights, strict=True)):
-        share = f" ({percent(weight)} of tasks)" if mixed else ""
-        rows.append([f"cascade {k + 1}" if mixed else "cascade", cascade.describe(unit) + share])
+    two = len(plan.weights) == 2
+    shares = mix_shares(plan.weights[1], least=1) if two else tuple(percent(w) for w in plan.weights)
+    for k, (cascade, share) in enumerate(zip(plan.cascades, shares, strict=True)):
+        tasks = f" ({share} of tasks)" if mixed else ""
+        rows.append([f"cascade {k + 1}" if mixed else "cascade", cascade.describe(unit) + tasks])
 
     def spend(total: float, by_provider: tuple[float, ...]) -> str:
         parts = ", ".join(f"{p} {money(v, unit)}" for p, v in zip(plan.providers, by_provider, strict=True) if v > 0)
@@ -192,9 +194,4 @@ def print_plan(plan: Plan, title: str) -> None:
         ["data fingerprint", plan.fitted_on.fingerprint],
         ["created", f"{plan.created_at} · modelarb {plan.modelarb_version} · format {plan.format_version}"],
     ]
-    out = Table(title=title, title_justify="left", show_header=False)
-    out.add_column(style="bold", no_wrap=True)
-    out.add_column(overflow="fold")
-    for row in rows:
-        out.add_row(*row)
-    console.print(out, highlight=False)
+    fields(title, rows)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.text import Text
 
 from modelarb.cli import options
 from modelarb.cli.output import console, console_err
@@ -35,10 +36,10 @@ def replay() -> None:
 KeyFileOption = typer.Option(
     None,
     "--key-file",
-    help=f"File holding the key that signs outcomes (hex or text; default: ${KEY_ENV}). "
-    "A missing file gets a new key; with neither, a new key is written to a temporary file.",
+    help="File holding the key that signs outcomes, in hex or text. A missing file gets a new key; with neither "
+    "this nor the variable, a new key is written to a temporary file.",
     dir_okay=False,
-    show_default=False,
+    show_default=f"${KEY_ENV}",
 )
 SeedOption = typer.Option(0, "--seed", help="Seed of the draws: the order in which each task gets recorded attempts.")
 HostOption = typer.Option("127.0.0.1", "--host", help="Address to listen on.")
@@ -51,7 +52,7 @@ ProvidersFileOutOption = typer.Option(
     show_default=False,
 )
 MaxTokensOption = typer.Option(
-    2_000_000, "--max-tokens", min=1, help="max_tokens per call in the providers file written."
+    2_000_000, "--max-tokens", min=1, help="The max_tokens of each call, in the providers file written."
 )
 
 
@@ -166,17 +167,17 @@ def run(
     tasks: int = typer.Option(2000, "--tasks", min=1, help="How many tasks to buy."),
     concurrency: int = typer.Option(32, "--concurrency", min=1, max=1024, help="Customers with a task in flight."),
     broker: str | None = typer.Option(
-        None, "--broker", help="URL of a running broker (default: start one here).", show_default=False
+        None, "--broker", help="URL of a running broker.", show_default="start one in this process"
     ),
     key: str | None = typer.Option(
-        None, "--key", help="A customer's key for --broker (default: $MODELARB_API_KEY).", show_default=False
+        None, "--key", help="A customer's key for --broker.", show_default="$MODELARB_API_KEY"
     ),
     workers: int = typer.Option(8, "--workers", min=1, max=256, help="Worker threads of the broker started here."),
     db: str | None = typer.Option(
         None,
         "--db",
-        help="Database URL of the broker started here (default: a temporary SQLite file).",
-        show_default=False,
+        help="Database URL of the broker started here.",
+        show_default="a temporary SQLite file",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the instances drawn and of the replay market's draws."),
     agent_turns: int | None = typer.Option(
@@ -279,7 +280,7 @@ def _print_check(result: LiveCheck) -> None:
         ("revenue / task", result.revenue, cash),
         (f"margin ({result.margin_method} method)", result.margin, share),
     ):
-        inside = "yes" if figure.covers else "[bold red]no[/]"
+        inside = "yes" if figure.covers else Text("no", style="bold red")
         on_draw = "" if figure.predicted_on_draw is None else show(figure.predicted_on_draw)
         interval = f"{show(figure.low)} – {show(figure.high)}"
         rows.append([name, show(figure.realised), interval, show(figure.predicted), inside, on_draw])

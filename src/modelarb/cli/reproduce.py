@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from modelarb import __version__
+from modelarb.cli import options
 from modelarb.cli.output import console, console_err, table
 from modelarb.errors import ModelarbError
 
@@ -38,10 +40,10 @@ def _advance(progress: Progress, task: TaskID) -> Callable[[int], None]:
     return lambda steps: progress.advance(task, steps)
 
 
-def _verdict(row: MetricRow) -> str:
+def _verdict(row: MetricRow) -> str | Text:
     if row.within:
         return "yes"
-    return "no (bootstraps)" if row.metric.bootstrap else "no (known)" if row.metric.known else "[red]no[/]"
+    return "no (bootstraps)" if row.metric.bootstrap else "no (known)" if row.metric.known else Text("no", style="red")
 
 
 def reproduce(
@@ -49,20 +51,23 @@ def reproduce(
         Path | None,
         typer.Option(
             "--data",
-            help="The paper's data folder (holding swebench/ and lean/) "
-            "[default: $MODELARB_DATA, else the cached or downloaded copy]",
-            show_default=False,
+            help="The paper's data folder, holding swebench/ and lean/.",
+            show_default="$MODELARB_DATA, else the pulled copy (downloaded if missing)",
         ),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the report into.")] = Path("modelarb-report"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write the report into.", callback=options.output_folder)
+    ] = Path("modelarb-report"),
     scheme: Annotated[
         str,
-        typer.Option("--scheme", help="paper: the paper's grids (its numbers); exact: exact curves and cap search."),
+        typer.Option(
+            "--scheme", help="How to search: paper (the paper's grids, its numbers) or exact (exact curves and caps)."
+        ),
     ] = "paper",
     quick: Annotated[
         bool,
         typer.Option(
-            "--quick", help="100 bootstraps instead of 1000: a faster run whose bootstrapped means scatter more."
+            "--quick", help="Run 100 bootstraps instead of 1000: faster, and the bootstrapped means scatter more."
         ),
     ] = False,
     cluster: Annotated[
@@ -82,8 +87,6 @@ def reproduce(
 
     if scheme not in SCHEMES:
         raise ModelarbError(f"--scheme {scheme!r} is not a scheme; choose one of {', '.join(SCHEMES)}")
-    if out.exists() and not out.is_dir():
-        raise ModelarbError(f"--out {out} is a file; give a folder for the report")
     if cluster is not None:
         executor_for(cluster=cluster)  # a malformed address fails now, not after the first experiments
     started = time.perf_counter()

@@ -37,9 +37,9 @@ def robust(
         str | None,
         typer.Option(
             "--fit-budgets",
-            help=f"Comma-separated fit budgets, in the data's cost unit (default: {DEFAULT_BUDGETS} on the paper's "
-            "data; else multiples of a draw's expected charge that buy about 10 to 10,000 draws).",
-            show_default=False,
+            help="Fit budgets, comma-separated, in the data's cost unit.",
+            show_default=f"{DEFAULT_BUDGETS} on the paper's data; else multiples of a draw's expected charge "
+            "that buy about 10 to 10,000 draws",
         ),
     ] = None,
     bootstraps: Annotated[int, typer.Option("--bootstraps", help="Independent fit samples per fit budget.")] = 1000,
@@ -54,14 +54,15 @@ def robust(
     ] = "paper",
     domains: Annotated[
         Path | None,
-        typer.Option("--domains", help="CSV with columns instance,domain naming extra domains.", dir_okay=False),
+        typer.Option("--domains", help="CSV file naming extra domains (columns instance, domain).", dir_okay=False),
     ] = None,
     cluster: str | None = search_options.ClusterOption,
     executor: Annotated[
-        str, typer.Option("--executor", help="Without --cluster: processes (all cores) or serial.")
+        str, typer.Option("--executor", help="Where bootstraps run without --cluster: processes (all cores) or serial.")
     ] = "processes",
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Worker processes for --executor processes (default: all cores).")
+        int | None,
+        typer.Option("--workers", help="Worker processes for --executor processes.", show_default="all cores"),
     ] = None,
     scheme: Annotated[
         str,

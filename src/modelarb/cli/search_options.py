@@ -17,24 +17,23 @@ BeamWidthOption = typer.Option(
     None,
     "--beam-width",
     min=1,
-    help="Exact scheme: a beam search keeping, per stage, the prefix nearest the hull in each of this many "
-    "solve-rate bins for each last provider (default: exhaustive when small, else branch and bound up to 3 stages "
-    "(a proven optimum), else a 64-bin beam)",
-    show_default=False,
+    help="Exact scheme: search a beam that keeps, per stage, the prefix nearest the hull in each of this many "
+    "solve-rate bins for each last provider.",
+    show_default="every cascade when few, else branch and bound up to 3 stages (a proven optimum), else 64 bins",
 )
 MaxDepthOption = typer.Option(
     None,
     "--max-depth",
     min=1,
-    help="Exact scheme: cascades of at most this many stages (default: any; 6 for a beam search)",
-    show_default=False,
+    help="Exact scheme: search cascades of at most this many stages.",
+    show_default="any number; 6 in a beam search",
 )
 OrdersOption = typer.Option(
     None,
     "--orders",
-    help="Exact scheme: provider orders to search, ';' between orders, ',' between providers, e.g. "
-    "'gpt5mini,deepseek;deepseek,gpt5mini' (sub-orders are searched too; default: every order)",
-    show_default=False,
+    help="Exact scheme: search only these provider orders and their sub-orders, ';' between orders and ',' "
+    "between providers, e.g. 'a,b;b,a'.",
+    show_default="every order",
 )
 
 ClusterOption = typer.Option(

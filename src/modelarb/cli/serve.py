@@ -18,9 +18,8 @@ if TYPE_CHECKING:
 DbOption = typer.Option(
     None,
     "--db",
-    help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB (default: $MODELARB_DB, "
-    "else an SQLite file in the user data directory).",
-    show_default=False,
+    help="Database URL, e.g. sqlite:///PATH or postgresql://HOST/DB.",
+    show_default="$MODELARB_DB, else an SQLite file in the user data directory",
 )
 
 db_app = typer.Typer(name="db", help="The broker's database.", no_args_is_help=True)
@@ -34,23 +33,31 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
     workers: int = typer.Option(8, "--workers", min=0, max=256, help="Task worker threads in this process."),
-    discount: str = typer.Option("0.05", "--discount", help="Fraction below the market price the broker charges."),
-    charging: str = typer.Option("per_task", "--charging", help="Default charging: per_task or per_solution."),
-    quote_ttl: float = typer.Option(600.0, "--quote-ttl", min=1.0, help="Seconds a quote stays valid."),
+    discount: str = typer.Option(
+        "0.05", "--discount", help="Discount on the market price the broker charges, as a fraction (0.05: 5 % below)."
+    ),
+    charging: str = typer.Option(
+        "per_task", "--charging", help="How a task is charged when its request names no way: per_task or per_solution."
+    ),
+    quote_ttl: float = typer.Option(600.0, "--quote-ttl", min=1.0, help="How long a quote stays valid, in seconds."),
     task_hard_limit: float | None = typer.Option(
-        None, "--task-hard-limit", help="Most a task may spend (default: the sum of its caps).", show_default=False
+        None,
+        "--task-hard-limit",
+        help="Most a task may spend, in the plan's cost unit.",
+        show_default="the sum of its caps",
     ),
     replay_key_file: Path | None = typer.Option(
         None,
         "--replay-key-file",
-        help="Key shared with a replay market (default: $MODELARB_REPLAY_KEY).",
-        show_default=False,
+        help="File holding the key shared with a replay market.",
+        show_default="$MODELARB_REPLAY_KEY",
     ),
     lease: float = typer.Option(
         30.0,
         "--lease",
         min=0.1,
-        help="Seconds a task stays this process's without a heartbeat; a task whose broker died is resumed after it.",
+        help="How long a task stays this process's without a heartbeat, in seconds; a task whose broker died is "
+        "resumed after it.",
     ),
     agent_command: str | None = typer.Option(
         None,
@@ -60,7 +67,7 @@ def serve(
         show_default=False,
     ),
     agent_timeout: float = typer.Option(
-        600.0, "--agent-timeout", min=1.0, help="Wall-clock limit of an agent attempt."
+        600.0, "--agent-timeout", min=1.0, help="Wall-clock limit of an agent attempt, in seconds."
     ),
     agent_max_steps: int = typer.Option(50, "--agent-max-steps", min=1, help="Most model calls of an agent attempt."),
     agent_path: list[str] = typer.Option(
@@ -72,8 +79,8 @@ def serve(
     gateway_url: str | None = typer.Option(
         None,
         "--gateway-url",
-        help="Where harnesses reach the gateway (default: http://HOST:PORT/gateway/v1).",
-        show_default=False,
+        help="URL at which harnesses reach the broker's gateway.",
+        show_default="/gateway/v1 at --host and --port",
     ),
     verifier_command: list[str] = typer.Option(
         [],
@@ -166,7 +173,11 @@ def keys_create(
     customer: str | None = typer.Option(None, "--customer", help="The customer (created if new).", show_default=False),
     admin: bool = typer.Option(False, "--admin", help="An admin key instead of a customer's."),
     spending_limit: float | None = typer.Option(
-        None, "--spending-limit", min=0.0, help="The customer's spending limit (cost unit).", show_default=False
+        None,
+        "--spending-limit",
+        min=0.0,
+        help="The customer's spending limit, in the broker's cost unit.",
+        show_default="none",
     ),
     db: str | None = DbOption,
 ) -> None:

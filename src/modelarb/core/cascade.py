@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelarb.core.units import with_unit
 from modelarb.errors import AnalysisError
 
 
@@ -36,7 +37,7 @@ class Cascade:
         stages = self.active()
         if not stages.providers:
             return "(buys nothing)"
-        fmt = (lambda c: f"${c:.3g}") if unit == "USD" else (lambda c: f"{c:.3g} {unit}")
+        fmt = (lambda c: f"${c:.3g}") if unit == "USD" else (lambda c: with_unit(f"{c:.3g}", unit))
         return " → ".join(f"{p} ≤ {fmt(c)}" for p, c in zip(stages.providers, stages.caps, strict=True))
 
     def to_dict(self) -> dict[str, Any]:

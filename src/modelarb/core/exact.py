@@ -42,6 +42,7 @@ DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin (the most promising)
 DEFAULT_BEAM_DEPTH = 6  # ... over cascades of at most this many stages unless a depth is given
 SWEEP_BYTES = 16 * 2**20  # one (prefixes × steps) array of a sweep
+MIX_TOLERANCE = 1e-9  # a partner with at most this share of customers is float noise of the hull reading: no mix
 
 
 @dataclass(frozen=True, eq=False)
@@ -466,7 +467,7 @@ def _result(outcomes: Outcomes, levels: Array, hull: _Points, method: str) -> Ar
     main = np.where(right_main, reading.right, reading.left)
     partner = np.where(right_main, reading.left, reading.right)
     share = np.where(right_main, 1.0 - reading.weight, reading.weight)
-    mixed = reading.reached & (share > 0) & (partner != main)
+    mixed = reading.reached & (share > MIX_TOLERANCE) & (partner != main)  # rounding noise is no mix
     used, index = np.unique(np.concatenate([main[reading.reached], partner[mixed]]), return_inverse=True)
     index = index.ravel()
     cascade_at = np.full(len(levels), -1, dtype=np.int64)

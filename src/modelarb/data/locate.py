@@ -48,8 +48,8 @@ def local_domain(domain: str, name: str = DEFAULT_DATASET) -> Path:
 def resolve_dataset_path(path: Path) -> Path | None:
     """`<dataset>/<subpath>` (e.g. `computational-arbitrage/swebench`) in the local copy of a registered dataset.
 
-    None when the first part names no registered dataset or there is no local copy; the
-    local copy is `$MODELARB_DATA` if set, else the pulled cache.
+    None when the first part names no registered dataset; the local copy is `$MODELARB_DATA`
+    if set, else the pulled cache, and a clear error says how to get one when there is none.
     """
     from modelarb.data.registry import DATASETS
 
@@ -57,4 +57,9 @@ def resolve_dataset_path(path: Path) -> Path | None:
     if not parts or parts[0] not in DATASETS or path.is_absolute():
         return None
     root = local_copy(parts[0])
-    return None if root is None else root.joinpath(*parts[1:])
+    if root is None:
+        raise DatasetError(
+            f"{path}: no local copy of the {parts[0]} data; set MODELARB_DATA to a copy "
+            f"or run `modelarb data pull {parts[0]}`"
+        )
+    return root.joinpath(*parts[1:])

@@ -24,6 +24,7 @@ README = ROOT / "README.md"
 TESTED_HERE = ("analysis-examples", "data-examples", "library-example")
 TESTED_ELSEWHERE = {  # marker or exact block -> the test or script that runs it
     "broker-quickstart": "tests/test_readme_broker.py",
+    "report-example": "tests/test_report_market.py",
     "modelarb reproduce": "tests/test_reproduce.py",
 }
 

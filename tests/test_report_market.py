@@ -24,7 +24,7 @@ from modelarb.data import load_market
 from modelarb.economics import market_arbitrage, market_entry, revenue
 from modelarb.report.amounts import amount
 from synthetic_markets import attempts_market, dear_market, leaderboard
-from test_readme_analysis import readme_block
+from test_readme_analysis import marked
 from test_report_browser import CHROMIUM, screenshot
 
 Cells = list[tuple[str, float | None]]
@@ -218,7 +218,7 @@ def test_paper_scheme_on_a_market_priced_in_attempts(pages: dict[str, Path], mar
 @pytest.mark.data
 def test_readme_report_block_on_the_paper_pair(paper_data: Path, tmp_path: Path) -> None:
     """The README's report block runs as written; the pair's page agrees with the library (exact: 63.0 %)."""
-    script = readme_block("report-example")
+    script = marked("report-example")
     assert "modelarb report" in script
     env = {**os.environ, "MODELARB_DATA": str(paper_data), "COLUMNS": "120"}
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,

@@ -40,7 +40,7 @@ ClusterOption = typer.Option(
     None,
     "--cluster",
     help="Run the work on the Dask scheduler at this address, e.g. tcp://10.0.0.5:8786 (docs/cluster.md); "
-    "checked before any work",
+    "checked before any work.",
     show_default=False,
 )
 WorkersOption = typer.Option(
@@ -48,16 +48,16 @@ WorkersOption = typer.Option(
     "--workers",
     min=1,
     help="Exact scheme: split the search into parts by first-stage provider and run them on this many local "
-    "processes (1: in this process); the same numbers as --cluster (default: one unsplit search)",
-    show_default=False,
+    "processes (1: in this process); the same numbers as --cluster.",
+    show_default="one unsplit search",
 )
 PartsOption = typer.Option(
     None,
     "--parts",
     min=1,
-    help="Parts of a split search (--workers, --cluster; default 8, at most one per provider). Exhaustive and "
-    "branch-and-bound results do not depend on it; a beam search's may (never on --workers or --cluster)",
-    show_default=False,
+    help="Parts of a split search (--workers, --cluster), at most one per provider. Exhaustive and "
+    "branch-and-bound results do not depend on it; a beam search's may (never on --workers or --cluster).",
+    show_default="8",
 )
 
 

@@ -144,6 +144,57 @@ def stage_spend(solve: Array, budgets: Array, stage_at: NDArray[np.int64], n_sta
     return np.cumsum(np.stack([np.where(stage_at == m, step, 0.0) for m in range(n_stages)], axis=1), axis=-1)
 
 
+@dataclass(frozen=True)
+class StageTables:
+    """Many cascades' failure curves by stage, shared by cascades with the same caps before a stage (METHOD §5.3).
+
+    `rows` (R, G): per stage and prefix of caps before it, the stage's failure curve given the prefix (the
+    chance each instance is still unsolved, times the stage's own failure curve, averaged), read at b − o_m;
+    `row_of` (K, M): each cascade's row per stage; `beyond` (K,): its mean failure once every cap is spent;
+    `ends` (K, M): per stage, the first grid point past the caps so far; `head` (K,): its prefix of all caps
+    but the last (numbered 0, 1, … in the order of the sorted prefixes).
+    """
+
+    rows: Array
+    row_of: NDArray[np.int64]
+    beyond: Array
+    ends: NDArray[np.int64]
+    head: NDArray[np.int64]
+
+
+def stage_tables(curves: Array, budgets: Array, caps: Array) -> StageTables:
+    """`StageTables` of cap vectors `caps` (K, M) over per-instance pass curves (I, M, G) of the stages' providers.
+
+    A stage's failure curve given a prefix is one matrix product per stage, read off at b − o_m once per prefix.
+    """
+    n_inst, n_stage, _ = curves.shape
+    fail = 1.0 - curves
+    tables: list[Array] = []
+    row_of = np.empty(caps.shape, dtype=np.int64)
+    weights = np.ones((1, n_inst))  # per prefix: chance each instance is still unsolved
+    offset = np.zeros(1)  # per prefix: the budget its caps use up
+    prefix_of = np.zeros(len(caps), dtype=np.int64)
+    for m in range(n_stage):
+        row_of[:, m] = sum(len(table) for table in tables) + prefix_of
+        stage_mean = weights @ fail[:, m, :] / n_inst  # (prefixes, G)
+        unsolved = weights.mean(axis=1)
+        tables.append(_read_rows(stage_mean, budgets, budgets[None, :] - offset[:, None], unsolved))
+        if m == n_stage - 1:  # the curve is linear in each instance's: read the averaged one at each last cap
+            j, t = log_position(budgets, caps[:, m])
+            lo, hi = stage_mean[prefix_of, j], stage_mean[prefix_of, j + 1]
+            beyond = np.where(caps[:, m] < budgets[0], unsolved[prefix_of], lo + t * (hi - lo))
+            break
+        cap_values, cap_index = np.unique(caps[:, m], return_inverse=True)
+        at_cap = np.where(cap_values > 0, interpolate_log(fail[:, m, :], budgets, cap_values, below=1.0), 1.0)
+        # extend each prefix by this stage's cap
+        keys, prefix_of = np.unique(prefix_of * len(cap_values) + cap_index, return_inverse=True)
+        parent, value = np.divmod(keys, len(cap_values))
+        weights = weights[parent] * at_cap[:, value].T
+        offset = offset[parent] + cap_values[value]
+    ends = np.searchsorted(budgets, np.cumsum(caps, axis=1), side="right")
+    return StageTables(np.concatenate(tables), row_of, beyond, ends, prefix_of)
+
+
 def cascade_curves(curves: Array, budgets: Array, caps: Array) -> tuple[Array, NDArray[np.int64]]:
     """Averaged pass curves of many cascades over a global budget (METHOD §5.3).
 
@@ -152,40 +203,25 @@ def cascade_curves(curves: Array, budgets: Array, caps: Array) -> tuple[Array, N
     with o_m the caps before it. Returns the averaged solve curves (K, G) and, per grid
     point, the stage spending there (K, G; -1 beyond the last cap).
 
-    Cascades sharing a prefix of caps share work: a stage's failure curve given its
-    prefix (the chance each instance is still unsolved, times the stage's own failure
-    curve, averaged) is one matrix product, read off at b − o_m once per prefix; each
-    cascade then takes, at each budget, the row of the stage spending there.
+    Cascades sharing a prefix of caps share work (`stage_tables`); each cascade then takes,
+    at each budget, the row of the stage spending there.
     """
-    n_inst, n_stage, n_budgets = curves.shape
-    fail = 1.0 - curves
-    stage = _stages_done(np.searchsorted(budgets, np.cumsum(caps, axis=1), side="right"), n_budgets)
-    tables: list[Array] = []  # per stage: its failure curve given each prefix, read at b − o_m
-    row_of = np.empty(caps.shape, dtype=np.int64)  # each cascade's row in the stacked tables, per stage
-    weights = np.ones((1, n_inst))  # per prefix: chance each instance is still unsolved
-    offset = np.zeros(1)  # per prefix: the budget its caps use up
-    prefix_of = np.zeros(len(caps), dtype=np.int64)
-    for m in range(n_stage):
-        row_of[:, m] = sum(len(table) for table in tables) + prefix_of
-        stage_mean = weights @ fail[:, m, :] / n_inst  # (prefixes, G)
-        tables.append(_read_rows(stage_mean, budgets, budgets[None, :] - offset[:, None], weights.mean(axis=1)))
-        cap_values, cap_index = np.unique(caps[:, m], return_inverse=True)
-        at_cap = np.where(cap_values > 0, interpolate_log(fail[:, m, :], budgets, cap_values, below=1.0), 1.0)
-        if m == n_stage - 1:
-            final = (weights @ at_cap / n_inst)[prefix_of, cap_index]
-            break
-        # extend each prefix by this stage's cap
-        keys, prefix_of = np.unique(prefix_of * len(cap_values) + cap_index, return_inverse=True)
-        parent, value = np.divmod(keys, len(cap_values))
-        weights = weights[parent] * at_cap[:, value].T
-        offset = offset[parent] + cap_values[value]
+    n_stage, n_budgets = curves.shape[1], curves.shape[2]
+    tables = stage_tables(curves, budgets, caps)
+    stage = stages_done(tables.ends, n_budgets)
     inside = stage < n_stage
-    rows = np.take(row_of, np.minimum(stage, n_stage - 1) + n_stage * np.arange(len(caps))[:, None])
-    failure = np.where(inside, np.take(np.concatenate(tables), rows * n_budgets + np.arange(n_budgets)), final[:, None])
+    failure = np.where(inside, read_stage_rows(tables.rows, tables.row_of, stage), tables.beyond[:, None])
     return 1.0 - failure, np.where(inside, stage, -1)
 
 
-def _stages_done(ends: NDArray[np.int64], n_budgets: int) -> NDArray[np.int64]:
+def read_stage_rows(rows: Array, row_of: NDArray[np.int64], stage: NDArray[np.int64]) -> Array:
+    """Curves (K, G) from the stacked `rows`: at each grid point the row `row_of` gives its stage (or the last)."""
+    n_stage, n_budgets = row_of.shape[1], rows.shape[1]
+    at = np.take(row_of, np.minimum(stage, n_stage - 1) + n_stage * np.arange(len(row_of))[:, None])
+    return np.take(rows, at * n_budgets + np.arange(n_budgets))
+
+
+def stages_done(ends: NDArray[np.int64], n_budgets: int) -> NDArray[np.int64]:
     """Per cascade and grid point (K, G), how many stages end at or before it; `ends` (K, M) are grid indices."""
     width = n_budgets + 1
     marks = np.bincount((ends + width * np.arange(len(ends))[:, None]).ravel(), minlength=len(ends) * width)

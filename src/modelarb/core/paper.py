@@ -8,11 +8,11 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from modelarb.core.capgrid import cap_grid_costs
 from modelarb.core.cascade import Cascade
 from modelarb.core.grid import (
     BudgetGrid,
     cascade_curves,
-    cascade_spend,
     cost_for_solve_rate,
     expected_spend,
     level_positions,
@@ -24,7 +24,6 @@ from modelarb.data.outcomes import USD, Outcomes
 
 Array = NDArray[np.float64]
 Selection = Literal["per_level", "mean_margin"]
-CHUNK = 4096  # cap vectors evaluated at once: ~80 MiB peak for 445 instances × 250 budgets
 
 
 @dataclass(frozen=True)
@@ -152,25 +151,17 @@ def grid_search(
     market = provider_costs.min(axis=0)
     stage_curves = curves[:, outcomes.provider_index(order), :]
 
-    best_cost = np.full(len(levels), np.inf)
-    best_index = np.full(len(levels), -1, dtype=np.int64)
-    best_score, best_row = -np.inf, -1
-    for start in range(0, len(caps), CHUNK):
-        chunk = caps[start : start + CHUNK]
-        solve_q, stage_at = cascade_curves(stage_curves, budgets, chunk)
-        cost = cost_for_solve_rate(solve_q, cascade_spend(solve_q, budgets, stage_at), levels)
-        if select == "per_level":
-            k = cost.argmin(axis=0)
-            better = cost[k, np.arange(len(levels))] < best_cost
-            best_cost = np.where(better, cost[k, np.arange(len(levels))], best_cost)
-            best_index = np.where(better, start + k, best_index)
-        else:
-            with np.errstate(invalid="ignore"):
-                score = (np.maximum(market - cost, 0.0) / market).mean(axis=1)
-            k = int(np.argmax(score))
-            if score[k] > best_score:
-                best_score, best_row, best_cost = float(score[k]), start + k, cost[k]
-    if select == "mean_margin":
+    cost = cap_grid_costs(stage_curves, budgets, caps, levels)
+    if select == "per_level":
+        best_index = cost.argmin(axis=0)
+        best_cost = cost[best_index, np.arange(len(levels))]
+        best_index = np.where(np.isfinite(best_cost), best_index, -1)
+    else:
+        with np.errstate(invalid="ignore"):
+            score = (np.maximum(market - cost, 0.0) / market).mean(axis=1)
+        best_row = int(np.argmax(score))
+        chosen_any = not np.isnan(score[best_row])  # nan: some level no provider reaches, no margin to compare
+        best_cost = cost[best_row] if chosen_any else np.full(len(levels), np.inf)
         best_index = np.where(np.isfinite(best_cost), best_row, -1)
 
     used, cascade_at = np.unique(best_index, return_inverse=True)

@@ -229,10 +229,18 @@ def stages_done(ends: NDArray[np.int64], n_budgets: int) -> NDArray[np.int64]:
 
 
 def _read_rows(table: Array, budgets: Array, x: Array, below: Array) -> Array:
-    """Each row of `table` (R, G) read at its budgets x (R, Q), linear in log b; below the grid: `below` (R,)."""
-    j, t = log_position(budgets, x)
-    lo, hi = _segment_ends(table, j)
-    return np.where(x < budgets[0], below[:, None], lo + t * (hi - lo))
+    """Each row of `table` (R, G) read at its budgets x (R, Q), linear in log b; below the grid: `below` (R,).
+
+    Only budgets on the grid are located (a later stage's x = b − o_m is mostly below it).
+    """
+    out = np.repeat(below[:, None], x.shape[1], axis=1)
+    on_grid = x >= budgets[0]
+    rows, _ = np.nonzero(on_grid)
+    j, t = log_position(budgets, x[on_grid])
+    flat = rows * table.shape[1] + j
+    lo, hi = np.take(table, flat), np.take(table, flat + 1)
+    out[on_grid] = lo + t * (hi - lo)
+    return out
 
 
 def _segment_ends(rows: Array, j: NDArray[np.int64]) -> tuple[Array, Array]:

@@ -97,14 +97,23 @@ def pair_caps(low: float, high: float, points: int = 100, total: float = 1.0) ->
 
 def stage_caps(stages: int, low: float, high: float, points: int = 20, total: float = 1.0) -> Array:
     """Caps per stage from {0} ∪ log-spaced [low, high]; sums trimmed to `total` from the last
-    stage back; only cap vectors that do not decrease along the cascade (zeros ignored) (METHOD §5.7)."""
+    stage back; only cap vectors that do not decrease along the cascade (zeros ignored) (METHOD §5.7).
+
+    Sorted lexicographically, each vector once. One column per stage while filtering (the grid has
+    (points + 1)^stages vectors before it).
+    """
     values = np.concatenate([[0.0], np.logspace(np.log10(low), np.log10(high), points)])
-    caps = np.stack(np.meshgrid(*([values] * stages), indexing="ij"), axis=-1).reshape(-1, stages)
+    columns = [grid.ravel() for grid in np.meshgrid(*([values] * stages), indexing="ij")]
     for m in range(stages - 1, -1, -1):
-        caps[:, m] = np.maximum(caps[:, m] - np.maximum(caps.sum(axis=1) - total, 0.0), 0.0)
-    running = np.maximum.accumulate(caps, axis=1)
-    ok = np.all((caps[:, 1:] == 0) | (caps[:, 1:] >= running[:, :-1] * (1 - 1e-12)), axis=1) & (caps.sum(axis=1) > 0)
-    return np.unique(caps[ok], axis=0)
+        excess = sum(columns[1:], start=columns[0]) - total
+        columns[m] = np.maximum(columns[m] - np.maximum(excess, 0.0), 0.0)
+    ok, running = np.ones(len(columns[0]), dtype=bool), columns[0]
+    for column in columns[1:]:
+        ok &= (column == 0) | (column >= running * (1 - 1e-12))
+        running = np.maximum(running, column)
+    caps = np.stack([column[ok & (running > 0)] for column in columns], axis=1)
+    caps = caps[np.lexsort(caps.T[::-1])]
+    return caps[np.concatenate([[True], np.any(caps[1:] != caps[:-1], axis=1)])]
 
 
 def provider_cost_curves(outcomes: Outcomes, levels: Array, grid: BudgetGrid) -> Array:
@@ -151,12 +160,11 @@ def grid_search(
     market = provider_costs.min(axis=0)
     stage_curves = curves[:, outcomes.provider_index(order), :]
 
-    cost = cap_grid_costs(stage_curves, budgets, caps, levels)
+    costs = cap_grid_costs(stage_curves, budgets, caps, levels)
     if select == "per_level":
-        best_index = cost.argmin(axis=0)
-        best_cost = cost[best_index, np.arange(len(levels))]
-        best_index = np.where(np.isfinite(best_cost), best_index, -1)
+        best_cost, best_index = costs.cheapest()
     else:
+        cost = costs.costs()
         with np.errstate(invalid="ignore"):
             score = (np.maximum(market - cost, 0.0) / market).mean(axis=1)
         best_row = int(np.argmax(score))

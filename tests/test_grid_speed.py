@@ -52,9 +52,8 @@ def test_cheapest_is_the_first_minimum_of_the_full_table(market: Outcomes, data:
     budgets = BudgetGrid(1e-3, 1.0, 40).budgets
     caps = data.draw(cap_grids(market.n_providers))
     best = float(pass_curves(market, budgets).mean(axis=0).max())
-    levels = np.array(data.draw(st.lists(st.sampled_from([0.0, best / 3, best / 2, best, 1.0]) | st.floats(0, 1), max_size=12)))
-    if len(levels) == 0:
-        levels = np.array([best / 2])
+    level = st.sampled_from([0.0, best / 3, best / 2, best, 1.0]) | st.floats(0, 1)
+    levels = np.array(data.draw(st.lists(level, min_size=1, max_size=12)))
     grid = cap_grid_costs(pass_curves(market, budgets), budgets, caps, levels)
     table = grid.costs()
     cost, index = grid.cheapest()

@@ -165,9 +165,10 @@ class StageTables:
 def stage_tables(curves: Array, budgets: Array, caps: Array) -> StageTables:
     """`StageTables` of cap vectors `caps` (K, M) over per-instance pass curves (I, M, G) of the stages' providers.
 
-    A stage's failure curve given a prefix is one matrix product per stage, read off at b − o_m once per prefix.
+    A stage's failure curve given a prefix is one matrix product per stage, read off at b − o_m once per prefix,
+    and only for prefixes some cascade extends with a positive cap (no cascade reads the others: they stay flat).
     """
-    n_inst, n_stage, _ = curves.shape
+    n_inst, n_stage, n_budgets = curves.shape
     fail = 1.0 - curves
     tables: list[Array] = []
     row_of = np.empty(caps.shape, dtype=np.int64)
@@ -176,12 +177,17 @@ def stage_tables(curves: Array, budgets: Array, caps: Array) -> StageTables:
     prefix_of = np.zeros(len(caps), dtype=np.int64)
     for m in range(n_stage):
         row_of[:, m] = sum(len(table) for table in tables) + prefix_of
-        stage_mean = weights @ fail[:, m, :] / n_inst  # (prefixes, G)
         unsolved = weights.mean(axis=1)
-        tables.append(_read_rows(stage_mean, budgets, budgets[None, :] - offset[:, None], unsolved))
+        bought = np.zeros(len(weights), dtype=bool)
+        bought[prefix_of[caps[:, m] > 0]] = True
+        stage_mean = weights[bought] @ fail[:, m, :] / n_inst  # (prefixes buying here, G)
+        table = np.repeat(unsolved[:, None], n_budgets, axis=1)
+        table[bought] = _read_rows(stage_mean, budgets, budgets[None, :] - offset[bought, None], unsolved[bought])
+        tables.append(table)
         if m == n_stage - 1:  # the curve is linear in each instance's: read the averaged one at each last cap
             j, t = log_position(budgets, caps[:, m])
-            lo, hi = stage_mean[prefix_of, j], stage_mean[prefix_of, j + 1]
+            row = np.cumsum(bought)[prefix_of] - 1
+            lo, hi = stage_mean[row, j], stage_mean[row, j + 1]
             beyond = np.where(caps[:, m] < budgets[0], unsolved[prefix_of], lo + t * (hi - lo))
             break
         cap_values, cap_index = np.unique(caps[:, m], return_inverse=True)

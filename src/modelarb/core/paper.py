@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -95,12 +96,13 @@ def pair_caps(low: float, high: float, points: int = 100, total: float = 1.0) ->
     return np.stack([first, total - first], axis=1)
 
 
+@lru_cache(maxsize=8)
 def stage_caps(stages: int, low: float, high: float, points: int = 20, total: float = 1.0) -> Array:
     """Caps per stage from {0} ∪ log-spaced [low, high]; sums trimmed to `total` from the last
     stage back; only cap vectors that do not decrease along the cascade (zeros ignored) (METHOD §5.7).
 
-    Sorted lexicographically, each vector once. One column per stage while filtering (the grid has
-    (points + 1)^stages vectors before it).
+    Sorted lexicographically, each vector once; read-only, made once per process and grid. One column
+    per stage while filtering (the grid has (points + 1)^stages vectors before it).
     """
     values = np.concatenate([[0.0], np.logspace(np.log10(low), np.log10(high), points)])
     columns = [grid.ravel() for grid in np.meshgrid(*([values] * stages), indexing="ij")]
@@ -113,7 +115,9 @@ def stage_caps(stages: int, low: float, high: float, points: int = 20, total: fl
         running = np.maximum(running, column)
     caps = np.stack([column[ok & (running > 0)] for column in columns], axis=1)
     caps = caps[np.lexsort(caps.T[::-1])]
-    return caps[np.concatenate([[True], np.any(caps[1:] != caps[:-1], axis=1)])]
+    caps = caps[np.concatenate([[True], np.any(caps[1:] != caps[:-1], axis=1)])]
+    caps.flags.writeable = False
+    return caps
 
 
 def provider_cost_curves(outcomes: Outcomes, levels: Array, grid: BudgetGrid) -> Array:

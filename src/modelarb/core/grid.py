@@ -185,10 +185,12 @@ def stage_tables(curves: Array, budgets: Array, caps: Array) -> StageTables:
         table[bought] = _read_rows(stage_mean, budgets, budgets[None, :] - offset[bought, None], unsolved[bought])
         tables.append(table)
         if m == n_stage - 1:  # the curve is linear in each instance's: read the averaged one at each last cap
-            j, t = log_position(budgets, caps[:, m])
-            row = np.cumsum(bought)[prefix_of] - 1
+            beyond = unsolved[prefix_of]
+            on_grid = caps[:, m] >= budgets[0]
+            j, t = log_position(budgets, caps[on_grid, m])
+            row = (np.cumsum(bought) - 1)[prefix_of[on_grid]]
             lo, hi = stage_mean[row, j], stage_mean[row, j + 1]
-            beyond = np.where(caps[:, m] < budgets[0], unsolved[prefix_of], lo + t * (hi - lo))
+            beyond[on_grid] = lo + t * (hi - lo)
             break
         cap_values, cap_index = np.unique(caps[:, m], return_inverse=True)
         at_cap = np.where(cap_values > 0, interpolate_log(fail[:, m, :], budgets, cap_values, below=1.0), 1.0)

@@ -63,7 +63,6 @@ def _market(data: Path, domain: str, providers: list[str]) -> Any:
 
 
 def paper_grid(data: Path, repeat: int, baseline: bool, which: str) -> Report:
-    from baselines import paper_per_cascade
     from modelarb.core import paper
     from modelarb.core.search import best_solve_rate, search
 
@@ -75,7 +74,9 @@ def paper_grid(data: Path, repeat: int, baseline: bool, which: str) -> Report:
     levels = np.linspace(low, 0.9 if which == "lean" else best_solve_rate(outcomes, "paper"), count)
     seconds, cpu, result = _best_with_cpu(lambda: search(outcomes, levels, "paper"), repeat)
     report = {"seconds": seconds, "answer": f"max margin {100 * result.max_margin:.1f}% (CPU {cpu:.3g} s)"}
-    if baseline:
+    if baseline:  # (not with --before: the baseline reads the current code's grid costs)
+        from baselines import paper_per_cascade
+
         settings = paper.PaperSettings.for_unit(outcomes.unit)
         caps = settings.pair_caps() if which == "pair" else settings.stage_caps(len(providers))
         report |= paper_per_cascade(outcomes, levels, caps, settings.grid, None if which == "pair" else 150)

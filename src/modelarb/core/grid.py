@@ -119,7 +119,9 @@ def level_positions(
     at_most = np.cumsum(counts.reshape(n_curves, width), axis=1)[:, :-1]
     idx = np.empty((n_curves, len(levels)), dtype=np.int64)
     idx[:, order] = at_most - 1  # last grid point with P ≤ u
-    j = np.clip(idx, 0, g - 2 if lengths is None else lengths[:, None] - 2)
+    j = np.clip(idx, 0, g - 2)
+    if lengths is not None:
+        j = np.minimum(j, lengths[:, None] - 2)
     p_lo, p_hi = _segment_ends(p, j)
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.where(p_hi > p_lo, (levels[None, :] - p_lo) / (p_hi - p_lo), 0.0)

@@ -170,8 +170,8 @@ def _tails(
 ) -> _Curves:
     """Heads' open curves from grid point `begin` = max(s − 1, 0) on, padded with their last value.
 
-    At s − 1 a head is still its parent's curve (solve, E and monotone P carry on from there); from s
-    on it reads the last stage, at b − o. Each step adds to E as in `spend_steps`.
+    At s − 1 (the first point, when s > 0) a head is still its parent's curve (solve, E and monotone P
+    carry on from there); from s on it reads the last stage, at b − o. Each step adds to E as in `spend_steps`.
     """
     n_budgets = len(budgets)
     g = np.minimum(begin[:, None] + np.arange(n_budgets - begin.min())[None, :], n_budgets - 1)
@@ -183,8 +183,8 @@ def _tails(
         budgets[g] - offset,
         np.broadcast_to(unsolved, g.shape),
     )
-    inherited = start[:, None] > g
-    solve = np.where(inherited, parent.solve[parents[:, None], g], last)
+    solve = last
+    solve[:, 0] = np.where(start > 0, parent.solve[parents, begin], last[:, 0])  # s − 1: still the parent's curve
     early, late = segment_weights(budgets)
     q = 1.0 - solve
     steps = early[g[:, 1:] - 1] * q[:, :-1] + late[g[:, 1:] - 1] * q[:, 1:]

@@ -138,7 +138,7 @@ def cost_for_solve_rate(solve: Array, spend: Array, levels: Array, lengths: NDAr
     p = solve.reshape(-1, solve.shape[-1])
     e = spend.reshape(p.shape)
     j, t, above = level_positions(p, levels, lengths)
-    e_lo, e_hi = (np.log(np.maximum(end, 1e-300)) for end in _segment_ends(e, j))
+    e_lo, e_hi = _segment_ends(np.log(np.maximum(e, 1e-300)), j)  # log E once per grid point, not per level
     cost = np.where(above, np.inf, np.exp(e_lo + t * (e_hi - e_lo)))
     return cost.reshape(*lead, len(levels))
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from modelarb.core.capgrid import cap_grid_costs
 from modelarb.core.cascade import Cascade
 from modelarb.core.grid import (
     BudgetGrid,
     cascade_curves,
-    cascade_spend,
     cost_for_solve_rate,
     expected_spend,
     level_positions,
@@ -24,7 +25,6 @@ from modelarb.data.outcomes import USD, Outcomes
 
 Array = NDArray[np.float64]
 Selection = Literal["per_level", "mean_margin"]
-CHUNK = 4096  # cap vectors evaluated at once: ~80 MiB peak for 445 instances × 250 budgets
 
 
 @dataclass(frozen=True)
@@ -96,16 +96,28 @@ def pair_caps(low: float, high: float, points: int = 100, total: float = 1.0) ->
     return np.stack([first, total - first], axis=1)
 
 
+@lru_cache(maxsize=8)
 def stage_caps(stages: int, low: float, high: float, points: int = 20, total: float = 1.0) -> Array:
     """Caps per stage from {0} ∪ log-spaced [low, high]; sums trimmed to `total` from the last
-    stage back; only cap vectors that do not decrease along the cascade (zeros ignored) (METHOD §5.7)."""
+    stage back; only cap vectors that do not decrease along the cascade (zeros ignored) (METHOD §5.7).
+
+    Sorted lexicographically, each vector once; read-only, made once per process and grid. One column
+    per stage while filtering (the grid has (points + 1)^stages vectors before it).
+    """
     values = np.concatenate([[0.0], np.logspace(np.log10(low), np.log10(high), points)])
-    caps = np.stack(np.meshgrid(*([values] * stages), indexing="ij"), axis=-1).reshape(-1, stages)
+    columns = [grid.ravel() for grid in np.meshgrid(*([values] * stages), indexing="ij")]
     for m in range(stages - 1, -1, -1):
-        caps[:, m] = np.maximum(caps[:, m] - np.maximum(caps.sum(axis=1) - total, 0.0), 0.0)
-    running = np.maximum.accumulate(caps, axis=1)
-    ok = np.all((caps[:, 1:] == 0) | (caps[:, 1:] >= running[:, :-1] * (1 - 1e-12)), axis=1) & (caps.sum(axis=1) > 0)
-    return np.unique(caps[ok], axis=0)
+        excess = sum(columns[1:], start=columns[0]) - total
+        columns[m] = np.maximum(columns[m] - np.maximum(excess, 0.0), 0.0)
+    ok, running = np.ones(len(columns[0]), dtype=bool), columns[0]
+    for column in columns[1:]:
+        ok &= (column == 0) | (column >= running * (1 - 1e-12))
+        running = np.maximum(running, column)
+    caps = np.stack([column[ok & (running > 0)] for column in columns], axis=1)
+    caps = caps[np.lexsort(caps.T[::-1])]
+    caps = caps[np.concatenate([[True], np.any(caps[1:] != caps[:-1], axis=1)])]
+    caps.flags.writeable = False
+    return caps
 
 
 def provider_cost_curves(outcomes: Outcomes, levels: Array, grid: BudgetGrid) -> Array:
@@ -152,25 +164,16 @@ def grid_search(
     market = provider_costs.min(axis=0)
     stage_curves = curves[:, outcomes.provider_index(order), :]
 
-    best_cost = np.full(len(levels), np.inf)
-    best_index = np.full(len(levels), -1, dtype=np.int64)
-    best_score, best_row = -np.inf, -1
-    for start in range(0, len(caps), CHUNK):
-        chunk = caps[start : start + CHUNK]
-        solve_q, stage_at = cascade_curves(stage_curves, budgets, chunk)
-        cost = cost_for_solve_rate(solve_q, cascade_spend(solve_q, budgets, stage_at), levels)
-        if select == "per_level":
-            k = cost.argmin(axis=0)
-            better = cost[k, np.arange(len(levels))] < best_cost
-            best_cost = np.where(better, cost[k, np.arange(len(levels))], best_cost)
-            best_index = np.where(better, start + k, best_index)
-        else:
-            with np.errstate(invalid="ignore"):
-                score = (np.maximum(market - cost, 0.0) / market).mean(axis=1)
-            k = int(np.argmax(score))
-            if score[k] > best_score:
-                best_score, best_row, best_cost = float(score[k]), start + k, cost[k]
-    if select == "mean_margin":
+    costs = cap_grid_costs(stage_curves, budgets, caps, levels)
+    if select == "per_level":
+        best_cost, best_index = costs.cheapest()
+    else:
+        cost = costs.costs()
+        with np.errstate(invalid="ignore"):
+            score = (np.maximum(market - cost, 0.0) / market).mean(axis=1)
+        best_row = int(np.argmax(score))
+        chosen_any = not np.isnan(score[best_row])  # nan: some level no provider reaches, no margin to compare
+        best_cost = cost[best_row] if chosen_any else np.full(len(levels), np.inf)
         best_index = np.where(np.isfinite(best_cost), best_row, -1)
 
     used, cascade_at = np.unique(best_index, return_inverse=True)

@@ -11,10 +11,14 @@ import typer
 from numpy.typing import NDArray
 
 from modelarb.cli import options, search_options
-from modelarb.cli.levels import MAX_LEVELS, levels_option, solve_rate_grid
+from modelarb.cli.levels import MAX_LEVELS, ROUNDING, levels_option, parse_levels, solve_rate_grid
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
+from modelarb.errors import AnalysisError
+
+ARBITRAGEUR_ONLY = "no market price; arbitrageur only"  # as modelarb.core.beyond says it
 
 if TYPE_CHECKING:  # the analysis layers load scipy: commands import them when they run
+    from modelarb.core.beyond import BeyondMarket
     from modelarb.core.result import ArbitrageResult
     from modelarb.core.search import Scheme
     from modelarb.data.outcomes import Outcomes
@@ -131,6 +135,12 @@ def arbitrage(
     cheapest single provider and the cascade, for about 15 evenly spaced
     levels and the one with the largest margin; then the maximum margin.
 
+    Above the best single provider's solve rate there is no market price, but a cascade may
+    still reach higher (it solves every instance some provider solves): there the arbitrageur
+    alone can sell, at its cost C_A(u) (exact curves, in both schemes). That range is always
+    reported (up to 100 levels); --levels may reach into it, and a level above the best
+    cascade's solve rate is refused with the reason.
+
     JSON keys (--json FILE):
     levels, market_price, arbitrage_cost, profit, margin: one value per u;
     max_margin, max_margin_at;
@@ -141,23 +151,77 @@ def arbitrage(
     spend_by_provider ({provider: arbitrageur's spend per u});
     providers, cost_unit, scheme, method, instances, source;
     cross_validated {folds, seed, fold_margins, fold_solve_rates, mean, low, high, in_sample}
-    at max_margin_at (null with --folds 0).
+    at max_margin_at (null with --folds 0);
+    above_market {best_single_solve_rate, best_cascade_solve_rate, note, levels, arbitrage_cost,
+    cascades, cascade_at, partner_at, partner_weight}: C_A(u) where no single provider sells.
     """
+    from modelarb.core.beyond import beyond_market
     from modelarb.core.search import search
 
     outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
-    grid = solve_rate_grid(levels, outcomes, chosen)
+    grid, above_levels = split_levels(levels, outcomes, chosen)
     with console_err.status(f"searching cascades ({chosen} scheme) …"):
         exact = search_options.exact_settings(beam_width, max_depth, orders)
         result = search(
             outcomes, grid, chosen, orders=exact.orders, beam_width=exact.beam_width, max_depth=exact.max_depth
         )
+        above = beyond_market(outcomes, above_levels)
     print_result(result, outcomes)
+    print_beyond(above, outcomes.unit)
     checked = None
     if folds and result.max_margin > 0:
         from modelarb.cli.plan import print_cross_validation
 
         checked = print_cross_validation(outcomes, result.max_margin_at, chosen, folds, result.max_margin)
     write_json(json_path, {**result.to_dict(), "cross_validated": None if checked is None else checked.to_dict(),
-                           "instances": outcomes.n_instances, "source": outcomes.source})  # fmt: skip
+                           "above_market": above.to_dict(), "instances": outcomes.n_instances,
+                           "source": outcomes.source})  # fmt: skip
+
+
+def split_levels(
+    spec: str | None, outcomes: Outcomes, scheme: Scheme
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """`--levels` split at the best single provider's solve rate: the levels with a market price, and those
+    above it (None: the default range above the market). Levels above every cascade are refused."""
+    from modelarb.core.beyond import best_cascade_solve_rate, check_beyond
+    from modelarb.core.search import best_solve_rate
+
+    if spec is None:
+        return solve_rate_grid(None, outcomes, scheme), None
+    parsed = parse_levels(spec)
+    best = best_solve_rate(outcomes, scheme)
+    if parsed.stop is None or parsed.stop <= best + ROUNDING:
+        return solve_rate_grid(spec, outcomes, scheme), None
+    every = np.linspace(parsed.start, parsed.stop, parsed.count)
+    check_beyond(every, best, best_cascade_solve_rate(outcomes))
+    below, above = every[every <= best], every[every > best]
+    if below.size == 0:
+        raise AnalysisError(
+            f"--levels {spec!r}: every level lies above the best single provider's solve rate {best:.4f}, where no "
+            f"market price exists; start the grid at or below it, e.g. --levels {best / 2:.2g}:{parsed.stop:g}:"
+            f"{parsed.count}"
+        )
+    console_err.print(
+        f"levels: {above.size} of {every.size} lie above the best single provider's solve rate {best:.4f}; "
+        "they are reported as arbitrageur only (no market price)",
+        highlight=False,
+    )
+    return solve_rate_grid(f"{below[0]!r}:{below[-1]!r}:{below.size}", outcomes, scheme), above
+
+
+def print_beyond(above: BeyondMarket, unit: str) -> None:
+    """What the arbitrageur alone sells above the best single provider (a few levels), or that nobody does."""
+    console.print(above.message(unit), highlight=False)
+    result = above.result
+    if result is None or not len(result.levels):
+        return
+    shown = np.unique(np.linspace(0, len(result.levels) - 1, min(5, len(result.levels))).round().astype(np.int64))
+    table(
+        f"Above the market ({ARBITRAGEUR_ONLY}) · arbitrage cost per instance in {unit} · exact curves",
+        ["u", "market", "arbitrage", "margin", "cascade"],
+        [[f"{result.levels[k]:.4f}", "—", money(result.arbitrage_cost[k], unit), "—", cascade_label(result, int(k))]
+         for k in shown],
+    )  # fmt: skip
+    for index in named_cascades(result, shown):
+        console.print(f"#{index + 1} {result.cascades[index].describe(unit)}", highlight=False)

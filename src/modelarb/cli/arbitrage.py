@@ -184,7 +184,7 @@ def split_levels(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
     """`--levels` split at the best single provider's solve rate: the levels with a market price, and those
     above it (None: the default range above the market). Levels above every cascade are refused."""
-    from modelarb.core.beyond import best_cascade_solve_rate, check_beyond
+    from modelarb.core.beyond import best_cascade_solve_rate
     from modelarb.core.search import best_solve_rate
 
     if spec is None:
@@ -193,8 +193,15 @@ def split_levels(
     best = best_solve_rate(outcomes, scheme)
     if parsed.stop is None or parsed.stop <= best + ROUNDING:
         return solve_rate_grid(spec, outcomes, scheme), None
+    top = best_cascade_solve_rate(outcomes)
+    if parsed.stop > top + 1e-9 or parsed.start <= 0:
+        start = parsed.start if 0 < parsed.start < best else best / 2
+        raise AnalysisError(
+            f"--levels {spec!r}: solve rates must lie in (0, {top:.4f}]: the best single provider reaches {best:.4f} "
+            f"and the best cascade {top:.4f} (between them the arbitrageur sells alone; above, nobody can); "
+            f"end the grid there with e.g. --levels {start:.2g}:best:{parsed.count}"
+        )
     every = np.linspace(parsed.start, parsed.stop, parsed.count)
-    check_beyond(every, best, best_cascade_solve_rate(outcomes))
     below, above = every[every <= best], every[every > best]
     if below.size == 0:
         raise AnalysisError(

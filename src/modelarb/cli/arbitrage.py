@@ -11,7 +11,7 @@ import typer
 from numpy.typing import NDArray
 
 from modelarb.cli import options, search_options
-from modelarb.cli.levels import MAX_LEVELS, ROUNDING, levels_option, parse_levels, solve_rate_grid
+from modelarb.cli.levels import MAX_LEVELS, ROUNDING, default_levels, levels_option, parse_levels, solve_rate_grid
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
 from modelarb.errors import AnalysisError
 
@@ -158,7 +158,7 @@ def arbitrage(
     from modelarb.core.beyond import beyond_market
     from modelarb.core.search import search
 
-    outcomes = options.market(data, providers, unit)
+    outcomes = grid_market(options.market(data, providers, unit), scheme_of(scheme), providers)
     chosen = scheme_of(scheme)
     grid, above_levels = split_levels(levels, outcomes, chosen)
     with console_err.status(f"searching cascades ({chosen} scheme) …"):
@@ -177,6 +177,24 @@ def arbitrage(
     write_json(json_path, {**result.to_dict(), "cross_validated": None if checked is None else checked.to_dict(),
                            "above_market": above.to_dict(), "instances": outcomes.n_instances,
                            "source": outcomes.source})  # fmt: skip
+
+
+def grid_market(outcomes: Outcomes, scheme: Scheme, providers: str | None) -> Outcomes:
+    """In the paper scheme, a market of more providers than its cap grid holds and no --providers given: the
+    providers cheapest somewhere (`cheapest_somewhere`), said on stderr. Otherwise the market itself."""
+    from modelarb.core.grid_providers import cheapest_somewhere
+    from modelarb.core.search import MAX_GRID_STAGES, best_solve_rate
+
+    if scheme != "paper" or providers is not None or outcomes.n_providers <= MAX_GRID_STAGES:
+        return outcomes
+    kept = cheapest_somewhere(outcomes, default_levels(outcomes, best_solve_rate(outcomes, "exact")))
+    console_err.print(
+        f"paper scheme: its cap grid cannot search {outcomes.n_providers} providers; it searches the {len(kept)} "
+        f"cheapest over the most solve rates ({', '.join(kept)}), in that order; --providers chooses others, "
+        "--scheme exact searches them all",
+        highlight=False,
+    )
+    return outcomes.select(kept)
 
 
 def split_levels(

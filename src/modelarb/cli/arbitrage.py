@@ -232,7 +232,7 @@ def split_levels(
         "they are reported as arbitrageur only (no market price)",
         highlight=False,
     )
-    return solve_rate_grid(f"{below[0]!r}:{below[-1]!r}:{below.size}", outcomes, scheme), above
+    return solve_rate_grid(f"{float(below[0])!r}:{float(below[-1])!r}:{below.size}", outcomes, scheme), above
 
 
 def print_beyond(above: BeyondMarket, unit: str) -> None:

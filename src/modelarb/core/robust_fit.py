@@ -18,8 +18,9 @@ fitting procedures by how they do out of sample:
 3. Each candidate is scored by k-fold cross-validation over instances (`holdout`): its
    caps are refitted on k − 1 folds and the plan served unchanged on the held-out fold,
    with caps at the middle of their intervals as a live plan has them; margin against
-   the held-out fold's own market price at the solve rate reached. A candidate that
-   cannot reach the target on some training folds is dropped.
+   the held-out fold's own market price at the solve rate reached (like the in-sample
+   margin beside it, not floored at 0). A candidate that cannot reach the target on some
+   training folds is dropped.
 4. The best mean cross-validated margin wins (ties: the earlier candidate, so the
    in-sample optimum first); its caps are refitted on all instances.
 
@@ -40,7 +41,7 @@ from numpy.typing import NDArray
 from modelarb.core.cascade import Cascade
 from modelarb.core.exact import exact_search
 from modelarb.core.exact_curves import evaluate_cascades, provider_cost_curves
-from modelarb.core.holdout import DEFAULT_FOLDS, CrossValidated, Validation, cross_validate
+from modelarb.core.holdout import DEFAULT_FOLDS, CrossValidated, Validation, cross_validate, serve_plan
 from modelarb.core.hull import lower_hull, read_hull
 from modelarb.core.plan import Plan, plan_at
 from modelarb.core.result import ArbitrageResult
@@ -197,13 +198,12 @@ def robust_fit(outcomes: Outcomes, target_solve_rate: float, *, folds: int = DEF
     best = best_solve_rate(outcomes, "exact")
     level = float(check_levels(np.array([target_solve_rate]), best)[0])
     band = np.unique(np.append(np.linspace(max(level - BAND, 1e-9), min(level + BAND, best), BAND_LEVELS), level))
-    in_sample = search(outcomes, band, "exact")
     scored = []
-    for candidate in candidates(hull_orders(in_sample, level)):
+    for candidate in candidates(hull_orders(search(outcomes, band, "exact"), level)):
         try:
-            full = candidate.plan(outcomes, level)
+            in_sample = serve_plan(candidate.plan(outcomes, level), outcomes).margin  # not floored at 0
             checked = cross_validate(
-                outcomes, level, "exact", folds=folds, seed=seed, in_sample=full.margin, fitter=candidate.plan
+                outcomes, level, "exact", folds=folds, seed=seed, in_sample=in_sample, fitter=candidate.plan
             )
         except AnalysisError:
             checked = None

@@ -202,3 +202,21 @@ def test_robust_command(name: str, folders: dict[str, Path], run_cli: Run, tmp_p
                     "--bootstraps", "40", "--executor", "serial")  # fmt: skip
     means = np.array(data["mean"], dtype=float)
     assert np.all((means >= -1) & (means < 1))
+
+
+@pytest.mark.parametrize("scheme", ["paper", "exact"])
+def test_distill_levels_from_the_market(folders: dict[str, Path], run_cli: Run, tmp_path: Path, scheme: str) -> None:
+    """Off the paper's data, each pair's levels come from its own data: in a one-attempt market from the weaker
+    model's solve rate to the stronger one's (where they compete); --levels overrides them."""
+    folder = folders["leaderboard"]
+    args = ("market", "distill", "--data", str(folder), "--teacher", "model-29", "--students", "model-03,model-10",
+            "--tokens", "1e6,1e7", "--scheme", scheme)  # fmt: skip
+    data = run_json(run_cli, tmp_path, *args)
+    outcomes, _ = load_market(folder)
+    for student in data["students"]:
+        pair = outcomes.select([student["student"], "model-29"])
+        reach = (pair.s > 0).mean(axis=0)
+        assert (student["levels"][0], student["levels"][-1]) == pytest.approx((reach.min(), reach.max()))
+        assert 0 <= student["max_margin"] < 1 and len(student["levels"]) == 100
+    given = run_json(run_cli, tmp_path, *args, "--levels", "0.2:best:7")
+    assert all(len(s["levels"]) == 7 and s["levels"][0] == 0.2 for s in given["students"])

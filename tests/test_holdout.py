@@ -199,6 +199,8 @@ def test_plan_fit_robust_cli(tmp_path: Path, run_cli: Run) -> None:
     text = flat(result.out)
     assert "(chosen)" in text and "in-sample optimum: cross-validated margin" in text
     saved = json.loads(out.read_text())["cross_validation"]
+    shown = run_cli("plan", "show", str(out))
+    assert shown.code == 0 and "in-sample optimum: cross-validated margin" in flat(shown.out)
     assert saved["in_sample_optimum"]["folds"] == 5 and saved["chosen"]["mean"] >= saved["in_sample_optimum"]["mean"]
     for args in (["--scheme", "paper"], ["--folds", "0"]):
         refused = run_cli("plan", "fit", "--data", str(folder), "--target-solve-rate", "0.6", "--robust",

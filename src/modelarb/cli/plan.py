@@ -281,10 +281,14 @@ def evaluate_plan(
 
 @plan_app.command("show")
 def show_plan(path: Path = PlanArgument) -> None:
-    """Print a saved plan: its cascades, expected solve rate and spend, the price it undercuts, its data."""
+    """Print a saved plan: its cascades, expected solve rate and spend, the price it undercuts, its data, and its
+    cross-validated margin when it was fitted with --folds."""
     from modelarb.core.plan import Plan
 
-    print_plan(Plan.load(path), str(path))
+    plan = Plan.load(path)
+    print_plan(plan, str(path))
+    if plan.validation is not None:
+        print_validation(plan.validation, plan.solve_rate)
 
 
 def print_plan(plan: Plan, title: str) -> None:

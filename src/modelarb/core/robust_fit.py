@@ -7,14 +7,15 @@ fitting procedures by how they do out of sample:
 1. Candidate structures come from the in-sample hull near the target u: the provider
    orders of the cascades (and mixes) the exact search uses at solve rates within
    `BAND` of u, nearest first, at most `MAX_ORDERS` of them.
-2. Each order is fitted in several ways: with exact caps (every breakpoint, the order and
-   its sub-orders), and with caps quantised to `G` log-spaced values per stage (plus 0,
-   which drops the stage), G in `QUANTISATIONS`, from a provider's cheapest attempt to its
-   saturation cap (every failure of a solvable instance bought, one attempt more), all
-   combinations searched exactly and mixed on their lower convex hull. Coarser caps and
-   fewer stages are the regularisation: fewer free parameters to tune to the instances.
-   Long orders are cut to the stages whose combinations fit in `MAX_GRID_CASCADES`.
-   The unrestricted exact search (the in-sample optimum) is candidate zero.
+2. Each order is fitted in several ways: with exact caps (every breakpoint; the order's
+   sub-orders too) on its first `EXACT_STAGES` stages and on its first two; and with caps
+   quantised to `G` log-spaced values per stage (plus 0, which drops the stage), G in
+   `QUANTISATIONS`, from a provider's cheapest attempt to its saturation cap (every failure
+   of a solvable instance bought, one attempt more), on the longest prefix of the order
+   whose combinations number at most `MAX_GRID_CASCADES`, all searched exactly and mixed on
+   their lower convex hull. Coarser caps and fewer stages are the regularisation: fewer
+   free parameters to tune to the instances. The unrestricted exact search (the in-sample
+   optimum) is candidate zero.
 3. Each candidate is scored by k-fold cross-validation over instances (`holdout`): its
    caps are refitted on k − 1 folds and the plan served unchanged on the held-out fold,
    with caps at the middle of their intervals as a live plan has them; margin against
@@ -56,6 +57,7 @@ BAND_LEVELS = 21
 MAX_ORDERS = 4
 QUANTISATIONS = (16, 6, 3)  # cap values per stage of the quantised candidates, finest first
 MAX_GRID_CASCADES = 20_000  # combinations of quantised caps searched per candidate
+EXACT_STAGES = 3  # exact caps are searched over an order's first stages only (branch and bound proves them)
 
 
 @dataclass(frozen=True)
@@ -123,13 +125,11 @@ def quantised_search(outcomes: Outcomes, levels: Array, order: tuple[str, ...], 
     """The cheapest mix of cascades over `order` with caps from `stage_caps`, at each level (exact curves).
 
     The order is cut to its longest prefix whose cap combinations number at most
-    MAX_GRID_CASCADES; every combination is evaluated exactly instance by instance.
+    MAX_GRID_CASCADES (`quantised_depth`); every combination is evaluated exactly, instance by instance.
     """
     columns = outcomes.provider_index(order)
     values = [stage_caps(outcomes, p, points) for p in columns]
-    depth = 1
-    while depth < len(values) and np.prod([len(v) for v in values[: depth + 1]]) <= MAX_GRID_CASCADES:
-        depth += 1
+    depth = quantised_depth(points, len(order))
     kept = tuple(order[:depth])
     caps = np.array(list(itertools.product(*values[:depth])))[1:]  # without the all-zero cascade
     found = evaluate_cascades(outcomes, kept, caps)
@@ -185,12 +185,21 @@ def hull_orders(result: ArbitrageResult, level: float) -> list[tuple[str, ...]]:
 
 
 def candidates(orders: list[tuple[str, ...]]) -> list[Candidate]:
-    """The in-sample optimum, then per order: exact caps, then each quantisation, finest first."""
+    """The in-sample optimum, then per order: exact caps on its first EXACT_STAGES stages and on its first two,
+    then each quantisation on its longest prefix whose combinations fit, finest first (duplicates once)."""
     found = [Candidate(None, None)]
     for order in orders:
-        found.append(Candidate(order, None))
-        found.extend(Candidate(order, points) for points in QUANTISATIONS)
-    return found
+        found += [Candidate(order[:depth], None) for depth in sorted({min(len(order), EXACT_STAGES), 2}, reverse=True)]
+        found += [Candidate(order[: quantised_depth(points, len(order))], points) for points in QUANTISATIONS]
+    return list(dict.fromkeys(c for c in found if c.order is None or c.order))
+
+
+def quantised_depth(points: int, stages: int) -> int:
+    """The most stages (at most `stages`) whose quantised caps, `points` + 1 values each, fit MAX_GRID_CASCADES."""
+    depth = 1
+    while depth < stages and (points + 1) ** (depth + 1) <= MAX_GRID_CASCADES:
+        depth += 1
+    return depth
 
 
 def robust_fit(outcomes: Outcomes, target_solve_rate: float, *, folds: int = DEFAULT_FOLDS, seed: int = 0) -> RobustFit:

@@ -135,11 +135,16 @@ def arbitrage(
     cheapest single provider and the cascade, for about 15 evenly spaced
     levels and the one with the largest margin; then the maximum margin.
 
-    Above the best single provider's solve rate there is no market price, but a cascade may
-    still reach higher (it solves every instance some provider solves): there the arbitrageur
-    alone can sell, at its cost C_A(u) (exact curves, in both schemes). That range is always
-    reported (up to 100 levels); --levels may reach into it, and a level above the best
+    Above the best single provider's solve rate there is no market price,
+    but a cascade may still reach higher (it solves every instance some
+    provider solves): there the arbitrageur alone can sell, at its cost
+    C_A(u) (exact curves, in both schemes). That range is always reported
+    (100 levels); --levels may reach into it; a level above the best
     cascade's solve rate is refused with the reason.
+
+    In the paper scheme a market of more than 5 providers (and no
+    --providers) is searched over the 4 providers that are the cheapest
+    single provider over the most solve rates, as it says on stderr.
 
     JSON keys (--json FILE):
     levels, market_price, arbitrage_cost, profit, margin: one value per u;
@@ -152,8 +157,9 @@ def arbitrage(
     providers, cost_unit, scheme, method, instances, source;
     cross_validated {folds, seed, fold_margins, fold_solve_rates, mean, low, high, in_sample}
     at max_margin_at (null with --folds 0);
-    above_market {best_single_solve_rate, best_cascade_solve_rate, note, levels, arbitrage_cost,
-    cascades, cascade_at, partner_at, partner_weight}: C_A(u) where no single provider sells.
+    above_market {best_single_solve_rate, best_cascade_solve_rate, note,
+    levels, arbitrage_cost, cascades, cascade_at, partner_at,
+    partner_weight}: C_A(u) where no single provider sells.
     """
     from modelarb.core.beyond import beyond_market
     from modelarb.core.search import search

@@ -72,37 +72,47 @@ def fit_plan(
     robust: bool = RobustOption,
     seed: int = SeedOption,
 ) -> None:
-    """Fit the cheapest cascade (or mix of two) for --target-solve-rate U or --max-price P; save it.
+    """Fit the cheapest cascade (or mix of two) for --target-solve-rate U
+    or --max-price P; save it.
 
-    Then prints the plan's cross-validated margin (--folds K: fitted on K − 1 folds of the
-    instances, served on the held-out one, against that fold's market price at the solve rate
-    reached) beside its in-sample margin, and warns when they differ by more than 5 points.
+    Then prints the plan's cross-validated margin (--folds K: fitted on
+    K − 1 folds of the instances, served on the held-out one, against that
+    fold's market price at the solve rate reached) beside its in-sample
+    margin, and warns when they differ by more than 5 points.
 
-    --robust (with --target-solve-rate, exact scheme): the in-sample optimum tunes its caps to
-    these very instances. Instead, candidate fitting procedures are scored by K-fold
-    cross-validation: the in-sample optimum; and for each provider order the exact search uses
-    within 0.05 of U (at most 4, nearest first), that order with exact caps and with caps
-    quantised to 16, 6 and 3 log-spaced values per stage (coarser caps and fewer stages
-    regularise). Each refits its caps on the training folds and is served on the held-out
-    one. The best mean cross-validated margin wins and its caps are refitted on all
-    instances. Both the chosen plan's and the in-sample optimum's in-sample and
-    cross-validated margins are printed and saved in the plan. The folds are a seeded
-    shuffle (--seed): deterministic. The winner's cross-validated margin is the best of
-    several and its orders were read off all instances, so it is somewhat optimistic;
-    `plan evaluate` on unseen instances is the unbiased check.
+    --robust (with --target-solve-rate, exact scheme): the in-sample optimum
+    tunes its caps to these very instances. Instead, candidate fitting
+    procedures are scored by K-fold cross-validation: the in-sample optimum;
+    and for each provider order the exact search uses within 0.05 of U (at
+    most 4, nearest first): exact caps on its first three and first two
+    stages, and caps quantised to 16, 6 and 3 log-spaced values per stage
+    on as many of its stages as fit 20,000 combinations (coarser caps and
+    fewer stages regularise). Each refits its caps on the training folds
+    and is served on the held-out one. The best mean cross-validated margin
+    wins; its caps are refitted on all instances. The chosen plan's and the
+    in-sample optimum's in-sample and cross-validated margins are printed
+    and saved in the plan. The folds are a seeded shuffle (--seed), so the
+    choice is deterministic. The winner's cross-validated margin is the
+    best of several and its orders were read off all instances: it is
+    somewhat optimistic, and it varies with the folds (--seed); `plan
+    evaluate` on unseen instances is the unbiased check.
 
-    Above the best single provider's solve rate no market price exists; a target there is
-    fitted when a cascade reaches it, and the plan says the arbitrageur alone sells there.
+    Above the best single provider's solve rate there is no market price
+    for a plan to undercut: a target there prints the arbitrageur's cost
+    C_A(u) and cascade (it alone can sell there) and writes no plan; above
+    the best cascade's solve rate nobody can sell, and it says so.
 
-    The plan (JSON, versioned by format_version) holds: providers, cascades
-    (each {order, caps, weight}), solve_rate, spend_per_task, spend_by_provider,
-    market_price, cheapest_provider, margin, cost_unit, scheme, method, target,
-    fitted_on {source, instances, fingerprint}, created_at, modelarb_version, attempt_cost,
-    cap_rule, live, and with --folds K > 0 cross_validation {rule, label, candidates,
-    chosen, in_sample_optimum}: chosen and in_sample_optimum each {folds, seed,
-    fold_margins, fold_solve_rates, mean, low, high, in_sample} (in_sample_optimum null
-    without --robust: the plan is the in-sample optimum).
-    With --max-price, --levels sets the solve rates searched (default: 1000 up to the best).
+    The plan (JSON, versioned by format_version) holds: providers,
+    cascades (each {order, caps, weight}), solve_rate, spend_per_task,
+    spend_by_provider, market_price, cheapest_provider, margin, cost_unit,
+    scheme, method, target, fitted_on {source, instances, fingerprint},
+    created_at, modelarb_version, attempt_cost, cap_rule, live; with
+    --folds K > 0 also cross_validation {rule, label, candidates, chosen,
+    in_sample_optimum}, each of the last two {folds, seed, fold_margins,
+    fold_solve_rates, mean, low, high, in_sample} (in_sample_optimum is
+    null without --robust: the plan is the in-sample optimum).
+    With --max-price, --levels sets the solve rates searched (default:
+    1000 up to the best).
     """
     if (target_solve_rate is None) == (max_price is None):
         raise AnalysisError("give exactly one of --target-solve-rate U and --max-price P")

@@ -154,4 +154,8 @@ def test_missing_data_folder(tmp_path: Path, run_cli: Run) -> None:
 
 def test_paper_scheme_refuses_more_than_five_providers(tmp_path: Path, run_cli: Run) -> None:
     folder = write_market(tmp_path / "six", providers=6)
-    assert_one_error(run_cli("arbitrage", "--data", str(folder), "--scheme", "paper"), "choose at most 5 providers")
+    named = ("--providers", "p0,p1,p2,p3,p4,p5")
+    assert_one_error(run_cli("arbitrage", "--data", str(folder), "--scheme", "paper", *named), "choose at most 5")
+    chosen = run_cli("arbitrage", "--data", str(folder), "--scheme", "paper", "--folds", "0")  # none named: a subset
+    assert chosen.code == 0, chosen.err
+    assert "its cap grid cannot search 6 providers; it searches the" in flat(chosen.err)

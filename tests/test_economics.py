@@ -24,6 +24,7 @@ from modelarb.economics import (
     segmentation,
     undercut,
 )
+from modelarb.economics.distillation import distillation_levels
 from modelarb.errors import AnalysisError, DataError
 
 Array = NDArray[np.float64]
@@ -332,7 +333,8 @@ def test_distillation_per_student(unit: str) -> None:
     for s, student in enumerate(result.students):
         pair = market.select([student, "p0"])
         best = paper.best_solve_rate(pair, settings_.distill_grid)
-        np.testing.assert_allclose(result.levels[s], settings_.distill_solve_rates(best))
+        np.testing.assert_allclose(result.levels[s], distillation_levels(pair, best))  # from the pair's data
+        assert result.levels[s, 0] == pytest.approx(pair.pass_at_1.mean(axis=0).max())
         # no other pair of caps on the grid does better on average
         alone = paper.grid_search(pair, result.levels[s], settings_.distill_caps()[:1], "mean_margin",
                                   settings_.distill_grid)
@@ -407,6 +409,6 @@ def test_exact_scheme_distillation_and_entry() -> None:
     result = distillation(market, "p0", ["p1", "p3"], [1e6, 1e8], "exact", max_k=5)
     assert result.scheme == "exact" and np.all(result.margin >= 0)
     best = best_solve_rate(market.select(["p3", "p0"]), "exact")
-    np.testing.assert_allclose(result.levels[1], np.linspace(best - 0.1, best, 100))
+    np.testing.assert_allclose(result.levels[1], distillation_levels(market.select(["p3", "p0"]), best))
     entry = market_entry(market, ["p0", "p1"], "p3", _levels_of(market.select(["p0", "p1"])), "exact")
     np.testing.assert_allclose(entry.shares_with_after.sum(axis=1), 1.0, atol=1e-9)

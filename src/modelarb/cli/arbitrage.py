@@ -12,10 +12,14 @@ from numpy.typing import NDArray
 from rich.text import Text
 
 from modelarb.cli import options, search_options
-from modelarb.cli.levels import MAX_LEVELS, levels_option, solve_rate_grid
+from modelarb.cli.levels import MAX_LEVELS, ROUNDING, default_levels, levels_option, parse_levels, solve_rate_grid
 from modelarb.cli.output import console, console_err, mix_shares, money, percent, table, write_json
+from modelarb.errors import AnalysisError
+
+ARBITRAGEUR_ONLY = "no market price; arbitrageur only"  # as modelarb.core.beyond says it
 
 if TYPE_CHECKING:  # the analysis layers load scipy: commands import them when they run
+    from modelarb.core.beyond import BeyondMarket
     from modelarb.core.result import ArbitrageResult
     from modelarb.core.search import Scheme
     from modelarb.data.outcomes import Outcomes
@@ -136,6 +140,17 @@ def arbitrage(
     cheapest single provider and the cascade, for about 15 evenly spaced
     levels and the one with the largest margin; then the maximum margin.
 
+    Above the best single provider's solve rate there is no market price,
+    but a cascade may still reach higher (it solves every instance some
+    provider solves): there the arbitrageur alone can sell, at its cost
+    C_A(u) (exact curves, in both schemes). That range is always reported
+    (100 levels); --levels may reach into it; a level above the best
+    cascade's solve rate is refused with the reason.
+
+    In the paper scheme a market of more than 5 providers (and no
+    --providers) is searched over the 4 providers that are the cheapest
+    single provider over the most solve rates, as it says on stderr.
+
     JSON keys (--json FILE):
     levels, market_price, arbitrage_cost, profit, margin: one value per u;
     max_margin, max_margin_at;
@@ -146,14 +161,18 @@ def arbitrage(
     spend_by_provider ({provider: arbitrageur's spend per u});
     providers, cost_unit, scheme, method, instances, source;
     cross_validated {folds, seed, fold_margins, fold_solve_rates, mean, low, high, in_sample}
-    at max_margin_at (null with --folds 0).
+    at max_margin_at (null with --folds 0);
+    above_market {best_single_solve_rate, best_cascade_solve_rate, note,
+    levels, arbitrage_cost, cascades, cascade_at, partner_at,
+    partner_weight}: C_A(u) where no single provider sells.
     """
+    from modelarb.core.beyond import beyond_market
     from modelarb.core.search import search
 
     chosen = scheme_of(scheme)
     split = search_options.partition(cluster, workers, parts, chosen)
-    outcomes = options.market(data, providers, unit)
-    grid = solve_rate_grid(levels, outcomes, chosen)
+    outcomes = grid_market(options.market(data, providers, unit), chosen, providers)
+    grid, above_levels = split_levels(levels, outcomes, chosen)
     with console_err.status(f"searching cascades ({chosen} scheme) …"):
         exact = search_options.exact_settings(beam_width, max_depth, orders)
         result = search(
@@ -165,11 +184,87 @@ def arbitrage(
             max_depth=exact.max_depth,
             partition=split,
         )
+        above = beyond_market(outcomes, above_levels)
     print_result(result, outcomes)
+    print_beyond(above, outcomes.unit)
     checked = None
     if folds and result.max_margin > 0:
         from modelarb.cli.plan import print_cross_validation
 
         checked = print_cross_validation(outcomes, result.max_margin_at, chosen, folds, result.max_margin)
     write_json(json_path, {**result.to_dict(), "cross_validated": None if checked is None else checked.to_dict(),
-                           "instances": outcomes.n_instances, "source": outcomes.source})  # fmt: skip
+                           "above_market": above.to_dict(), "instances": outcomes.n_instances,
+                           "source": outcomes.source})  # fmt: skip
+
+
+def grid_market(outcomes: Outcomes, scheme: Scheme, providers: str | None) -> Outcomes:
+    """In the paper scheme, a market of more providers than its cap grid holds and no --providers given: the
+    providers cheapest somewhere (`cheapest_somewhere`), said on stderr. Otherwise the market itself."""
+    from modelarb.core.grid_providers import cheapest_somewhere
+    from modelarb.core.search import MAX_GRID_STAGES, best_solve_rate
+
+    if scheme != "paper" or providers is not None or outcomes.n_providers <= MAX_GRID_STAGES:
+        return outcomes
+    kept = cheapest_somewhere(outcomes, default_levels(outcomes, best_solve_rate(outcomes, "exact")))
+    console_err.print(
+        f"paper scheme: its cap grid cannot search {outcomes.n_providers} providers; it searches the {len(kept)} "
+        f"cheapest over the most solve rates ({', '.join(kept)}), in that order; --providers chooses others, "
+        "--scheme exact searches them all",
+        highlight=False,
+    )
+    return outcomes.select(kept)
+
+
+def split_levels(
+    spec: str | None, outcomes: Outcomes, scheme: Scheme
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """`--levels` split at the best single provider's solve rate: the levels with a market price, and those
+    above it (None: the default range above the market). Levels above every cascade are refused."""
+    from modelarb.core.beyond import best_cascade_solve_rate
+    from modelarb.core.search import best_solve_rate
+
+    if spec is None:
+        return solve_rate_grid(None, outcomes, scheme), None
+    parsed = parse_levels(spec)
+    best = best_solve_rate(outcomes, scheme)
+    if parsed.stop is None or parsed.stop <= best + ROUNDING:
+        return solve_rate_grid(spec, outcomes, scheme), None
+    top = best_cascade_solve_rate(outcomes)
+    if parsed.stop > top + 1e-9 or parsed.start <= 0:
+        start = parsed.start if 0 < parsed.start < best else best / 2
+        raise AnalysisError(
+            f"--levels {spec!r}: solve rates must lie in (0, {top:.4f}]: the best single provider reaches {best:.4f} "
+            f"and the best cascade {top:.4f} (between them the arbitrageur sells alone; above, nobody can); "
+            f"end the grid there with e.g. --levels {start:.2g}:best:{parsed.count}"
+        )
+    every = np.linspace(parsed.start, parsed.stop, parsed.count)
+    below, above = every[every <= best], every[every > best]
+    if below.size == 0:
+        raise AnalysisError(
+            f"--levels {spec!r}: every level lies above the best single provider's solve rate {best:.4f}, where no "
+            f"market price exists; start the grid at or below it, e.g. --levels {best / 2:.2g}:{parsed.stop:g}:"
+            f"{parsed.count}"
+        )
+    console_err.print(
+        f"levels: {above.size} of {every.size} lie above the best single provider's solve rate {best:.4f}; "
+        "they are reported as arbitrageur only (no market price)",
+        highlight=False,
+    )
+    return solve_rate_grid(f"{float(below[0])!r}:{float(below[-1])!r}:{below.size}", outcomes, scheme), above
+
+
+def print_beyond(above: BeyondMarket, unit: str) -> None:
+    """What the arbitrageur alone sells above the best single provider (a few levels), or that nobody does."""
+    console.print(above.message(unit), highlight=False)
+    result = above.result
+    if result is None or not len(result.levels):
+        return
+    shown = np.unique(np.linspace(0, len(result.levels) - 1, min(5, len(result.levels))).round().astype(np.int64))
+    table(
+        f"Above the market ({ARBITRAGEUR_ONLY}) · arbitrage cost per instance in {unit} · exact curves",
+        ["u", "market", "arbitrage", "margin", "cascade"],
+        [[f"{result.levels[k]:.4f}", "—", money(result.arbitrage_cost[k], unit), "—", cascade_label(result, int(k))]
+         for k in shown],
+    )  # fmt: skip
+    for index in named_cascades(result, shown):
+        console.print(f"#{index + 1} {result.cascades[index].describe(unit)}", highlight=False)

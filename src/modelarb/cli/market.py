@@ -10,6 +10,7 @@ import typer
 
 from modelarb.cli import options, search_options
 from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, shown_rows, solve_rate_grid
+from modelarb.cli.levels import levels_option, parse_levels
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
 from modelarb.errors import AnalysisError
 
@@ -271,21 +272,33 @@ def distill_command(
     data: Path | None = DistillDataOption,
     scheme: SchemeName = SchemeOption,
     max_k: int = typer.Option(100, "--max-k", help="Compute pass@k curves for k = 1..K.", min=1),
+    levels: str | None = typer.Option(
+        None,
+        "--levels",
+        help="Solve rates of each pair's margin as start:stop:count; stop may be `best` (the pair's best solve "
+        "rate).",
+        show_default="on the paper's data the paper's levels (the top 0.1 below the best, or Lean's [0.7, 0.9]); "
+        "else 100 levels from the pair's best mean pass@1 to its best",
+        callback=levels_option,
+    ),
     unit: str | None = options.UnitOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:
     """Pair each student checkpoint with its teacher: the arbitrageur's margin against distillation data.
 
-    Per student: the margin averaged over the top 0.1 of solve rates (Lean: u ∈ [0.7, 0.9]) at the
-    best caps (METHOD §5.10), and the teacher's revenue kept; then a fit margin = a + b·log10(tokens).
+    Per student: the margin averaged over the pair's levels (--levels; by default on the paper's
+    data the top 0.1 of solve rates, Lean u ∈ [0.7, 0.9], as METHOD §5.10; on other data from the
+    pair's best mean pass@1 to its best solve rate) at the best caps, and the teacher's revenue
+    kept; then a fit margin = a + b·log10(tokens).
 
     JSON keys: teacher, cost_unit, scheme, students (list of {student, tokens, max_margin,
     cascade, levels, margin, pass_at_k, teacher_revenue {alone, without_arbitrage,
     with_arbitrage}, teacher_revenue_ratio}), k, teacher_pass_at_k, fit {intercept, slope,
     r_squared}, instances, source.
     """
-    from modelarb.economics import distillation
+    from modelarb.economics.distillation import LevelBand, distillation
 
+    band = None if levels is None else LevelBand(*_band(levels))
     names = options.provider_list(students) or []
     counts = options.positive_numbers(tokens, "--tokens", "70e6,2e8,6e8")
     if len(counts) != len(names):
@@ -293,10 +306,11 @@ def distill_command(
     outcomes = options.market(data, ",".join([*names, teacher]), unit, domain="swebench/distill")
     chosen = scheme_of(scheme)
     with console_err.status(f"searching {len(names)} student–teacher pairs ({chosen} scheme) …"):
-        result = distillation(outcomes, teacher, names, counts, chosen, max_k)
+        result = distillation(outcomes, teacher, names, counts, chosen, max_k, band)
     table(
         f"Distillation from {teacher} · {outcomes.n_instances} instances · scheme {chosen} · "
-        f"costs in {result.cost_unit}",
+        f"costs in {result.cost_unit} · margin averaged over {result.levels.shape[1]} levels per pair, u from "
+        f"{result.levels[:, 0].min():.4f} to {result.levels[:, -1].max():.4f}",
         ["student", "tokens", "max margin", "cascade (top u)", "teacher keeps"],
         [
             [name, f"{result.tokens[s]:.3g}", percent(result.max_margin[s]),
@@ -313,3 +327,9 @@ def distill_command(
             highlight=False,
         )
     write_json(json_path, {**result.to_dict(), "instances": outcomes.n_instances, "source": outcomes.source})
+
+
+def _band(text: str) -> tuple[float, float | None, int]:
+    """start, stop (None: each pair's best) and count of a checked `--levels`."""
+    spec = parse_levels(text)
+    return spec.start, spec.stop, spec.count

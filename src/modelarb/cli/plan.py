@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,13 +11,21 @@ import typer
 from rich.table import Table
 
 from modelarb.cli import options
-from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, solve_rate_grid
+from modelarb.cli.arbitrage import (
+    LevelsOption,
+    SchemeName,
+    SchemeOption,
+    cascade_label,
+    named_cascades,
+    scheme_of,
+    solve_rate_grid,
+)
 from modelarb.cli.levels import note_cutoffs
-from modelarb.cli.output import console, console_err, fields, mix_shares, money, percent, write_json
+from modelarb.cli.output import console, console_err, fields, mix_shares, money, percent, table, write_json
 from modelarb.errors import AnalysisError
 
 if TYPE_CHECKING:
-    from modelarb.core.holdout import CrossValidated
+    from modelarb.core.holdout import CrossValidated, Validation
     from modelarb.core.plan import Plan
     from modelarb.core.search import Scheme
     from modelarb.data.outcomes import Outcomes
@@ -40,6 +49,15 @@ FoldsOption = typer.Option(5, "--folds", min=0, help="Folds of the cross-validat
 PlanArgument = typer.Argument(..., help="A plan file written by `modelarb plan fit`.", dir_okay=False)
 
 
+RobustOption = typer.Option(
+    False,
+    "--robust",
+    help="Choose the cascade whose cross-validated margin is best, not the in-sample optimum (exact scheme, "
+    "--target-solve-rate; see the command's help).",
+)
+SeedOption = typer.Option(0, "--seed", help="Seed of the folds' shuffle (the same seed, the same folds and plan).")
+
+
 @plan_app.command("fit")
 def fit_plan(
     output: Path = OutputOption,
@@ -51,36 +69,164 @@ def fit_plan(
     levels: str | None = LevelsOption,
     unit: str | None = options.UnitOption,
     folds: int = FoldsOption,
+    robust: bool = RobustOption,
+    seed: int = SeedOption,
 ) -> None:
-    """Fit the cheapest cascade (or mix of two) for --target-solve-rate U or --max-price P; save it.
+    """Fit the cheapest cascade (or mix of two) for --target-solve-rate U
+    or --max-price P; save it.
 
-    Then prints the plan's cross-validated margin (--folds K: fitted on K − 1 folds of the
-    instances, served on the held-out one) beside its in-sample margin, and warns when they
-    differ by more than 5 points.
+    Then prints the plan's cross-validated margin (--folds K: fitted on
+    K − 1 folds of the instances, served on the held-out one, against that
+    fold's market price at the solve rate reached) beside its in-sample
+    margin, and warns when they differ by more than 5 points.
 
-    The plan (JSON, versioned by format_version) holds: providers, cascades
-    (each {order, caps, weight}), solve_rate, spend_per_task, spend_by_provider,
-    market_price, cheapest_provider, margin, cost_unit, scheme, method, target,
-    fitted_on {source, instances, fingerprint}, created_at, modelarb_version.
-    With --max-price, --levels sets the solve rates searched (default: 1000 up to the best).
+    --robust (with --target-solve-rate, exact scheme): the in-sample optimum
+    tunes its caps to these very instances. Instead, candidate fitting
+    procedures are scored by K-fold cross-validation: the in-sample optimum;
+    and for each provider order the exact search uses within 0.05 of U (at
+    most 4, nearest first): exact caps on its first three and first two
+    stages, and caps quantised to 16, 6 and 3 log-spaced values per stage
+    on as many of its stages as fit 20,000 combinations (coarser caps and
+    fewer stages regularise). Each refits its caps on the training folds
+    and is served on the held-out one. The best mean cross-validated margin
+    wins; its caps are refitted on all instances. The chosen plan's and the
+    in-sample optimum's in-sample and cross-validated margins are printed
+    and saved in the plan. The folds are a seeded shuffle (--seed), so the
+    choice is deterministic. The winner's cross-validated margin is the
+    best of several and its orders were read off all instances: it is
+    somewhat optimistic, and it varies with the folds (--seed); `plan
+    evaluate` on unseen instances is the unbiased check.
+
+    Above the best single provider's solve rate there is no market price
+    for a plan to undercut: a target there prints the arbitrageur's cost
+    C_A(u) and cascade (it alone can sell there) and writes no plan; above
+    the best cascade's solve rate nobody can sell, and it says so.
+
+    The plan (JSON, versioned by format_version) holds: providers,
+    cascades (each {order, caps, weight}), solve_rate, spend_per_task,
+    spend_by_provider, market_price, cheapest_provider, margin, cost_unit,
+    scheme, method, target, fitted_on {source, instances, fingerprint},
+    created_at, modelarb_version, attempt_cost, cap_rule, live; with
+    --folds K > 0 also cross_validation {rule, label, candidates, chosen,
+    in_sample_optimum}, each of the last two {folds, seed, fold_margins,
+    fold_solve_rates, mean, low, high, in_sample} (in_sample_optimum is
+    null without --robust: the plan is the in-sample optimum).
+    With --max-price, --levels sets the solve rates searched (default:
+    1000 up to the best).
     """
-    from modelarb.core.plan import fit
-
     if (target_solve_rate is None) == (max_price is None):
         raise AnalysisError("give exactly one of --target-solve-rate U and --max-price P")
     if levels is not None and max_price is None:
         raise AnalysisError("--levels applies with --max-price only; --target-solve-rate is its own level")
-    outcomes = options.market(data, providers, unit)
     chosen = scheme_of(scheme)
+    if robust and (target_solve_rate is None or chosen != "exact" or folds < 2):
+        raise AnalysisError(
+            "--robust fits a --target-solve-rate in the exact scheme and needs --folds of at least 2 "
+            "(e.g. --target-solve-rate 0.74 --folds 5)"
+        )
+    from modelarb.core.beyond import best_single_solve_rate
+
+    outcomes = options.market(data, providers, unit)
     if levels is None:
         note_cutoffs(outcomes, chosen)
-    grid: np.ndarray | None = None if levels is None else solve_rate_grid(levels, outcomes, chosen)
-    with console_err.status(f"fitting a plan ({chosen} scheme) …"):
-        plan = fit(outcomes, target_solve_rate=target_solve_rate, max_price=max_price, scheme=chosen, levels=grid)
+    if target_solve_rate is not None and not 0 < target_solve_rate <= 1:
+        raise AnalysisError(f"solve rates must lie in (0, 1]; --target-solve-rate is {target_solve_rate:g}")
+    if target_solve_rate is not None and target_solve_rate > best_single_solve_rate(outcomes):
+        _print_beyond_market(outcomes, target_solve_rate, output)
+        return
+    if robust:
+        assert target_solve_rate is not None
+        plan = _robust_plan(outcomes, target_solve_rate, folds, seed)
+    else:
+        plan = _optimum_plan(outcomes, target_solve_rate, max_price, chosen, levels, folds, seed)
     plan.save(output)
     print_plan(plan, f"plan written to {output}")
-    if folds:
-        print_cross_validation(outcomes, plan.solve_rate, chosen, folds, plan.margin)
+    if plan.validation is not None:
+        print_validation(plan.validation, plan.solve_rate)
+
+
+def _optimum_plan(
+    outcomes: Outcomes,
+    target_solve_rate: float | None,
+    max_price: float | None,
+    scheme: Scheme,
+    levels: str | None,
+    folds: int,
+    seed: int,
+) -> Plan:
+    """The in-sample optimum, with its cross-validated margin attached (unless --folds 0)."""
+    from modelarb.core.holdout import Validation, cross_validate
+    from modelarb.core.plan import fit
+
+    grid: np.ndarray | None = None if levels is None else solve_rate_grid(levels, outcomes, scheme)
+    with console_err.status(f"fitting a plan ({scheme} scheme) …"):
+        plan = fit(outcomes, target_solve_rate=target_solve_rate, max_price=max_price, scheme=scheme, levels=grid)
+    if not folds:
+        return plan
+    with console_err.status(f"cross-validating over {folds} folds …"):
+        checked = cross_validate(outcomes, plan.solve_rate, scheme, folds=folds, seed=seed, in_sample=plan.margin)
+    validation = Validation("in-sample optimum", "any order, exact caps" if scheme == "exact" else plan.method,
+                            checked, None, 1)  # fmt: skip
+    return replace(plan, validation=validation)
+
+
+def _robust_plan(outcomes: Outcomes, target_solve_rate: float, folds: int, seed: int) -> Plan:
+    """`robust_fit`, with the candidates' scores printed."""
+    from modelarb.core.robust_fit import robust_fit
+
+    with console_err.status(f"scoring candidate cascades by {folds}-fold cross-validation …"):
+        found = robust_fit(outcomes, target_solve_rate, folds=folds, seed=seed)
+    rows = []
+    for scored in sorted(found.scored, key=lambda s: -s.validated.mean if s.validated else np.inf):
+        checked = scored.validated
+        mark = " (chosen)" if scored is found.chosen else ""
+        if checked is None:
+            rows.append([scored.candidate.label + mark, "—", "—", "does not reach u on every training split"])
+            continue
+        low, high = checked.interval
+        rows.append([scored.candidate.label + mark, percent(checked.in_sample), percent(checked.mean),
+                     f"{percent(low)} to {percent(high)}"])  # fmt: skip
+    table(
+        f"Candidates at u = {target_solve_rate:.4f}, scored by {folds}-fold cross-validation (seed {seed})",
+        ["candidate", "in-sample", "cross-validated", "95% interval"],
+        rows,
+    )
+    return found.plan
+
+
+def _print_beyond_market(outcomes: Outcomes, target_solve_rate: float, output: Path) -> None:
+    """A target above every single provider: the arbitrageur's cost and cascade there, or why nobody sells."""
+    from modelarb.core.beyond import ARBITRAGEUR_ONLY, beyond_market
+
+    with console_err.status("searching cascades above the market (exact curves) …"):
+        above = beyond_market(outcomes, np.array([target_solve_rate]))
+    assert above.result is not None
+    result, unit = above.result, outcomes.unit
+    label = cascade_label(result, 0)
+    console.print(
+        f"u = {target_solve_rate:.4f} lies above the best single provider's solve rate {above.best_single:.4f}: "
+        f"{ARBITRAGEUR_ONLY}. The arbitrageur's cost there is C_A(u) = {money(float(result.arbitrage_cost[0]), unit)} "
+        f"per task, with cascade {label}:",
+        highlight=False,
+    )
+    for index in named_cascades(result, np.array([0])):
+        console.print(f"  #{index + 1} {result.cascades[index].describe(unit)}", highlight=False)
+    console.print(
+        f"no plan written to {output}: a plan undercuts a market price, and none exists above "
+        f"u = {above.best_single:.4f}; cascades reach up to u = {above.best_cascade:.4f}",
+        highlight=False,
+    )
+
+
+def print_validation(validation: Validation, level: float) -> None:
+    """The plan's cross-validated margin beside its in-sample one (and the in-sample optimum's), and a warning."""
+    console.print(f"at u = {level:.4f}: {validation.chosen.describe()}", highlight=False)
+    if validation.optimum is not None:
+        console.print(f"  chosen: {validation.label} ({validation.rule})", highlight=False)
+        console.print(f"  in-sample optimum: {validation.optimum.describe()}", highlight=False)
+    warning = validation.chosen.warning()
+    if warning:
+        console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 def print_cross_validation(
@@ -145,10 +291,14 @@ def evaluate_plan(
 
 @plan_app.command("show")
 def show_plan(path: Path = PlanArgument) -> None:
-    """Print a saved plan: its cascades, expected solve rate and spend, the price it undercuts, its data."""
+    """Print a saved plan: its cascades, expected solve rate and spend, the price it undercuts, its data, and its
+    cross-validated margin when it was fitted with --folds."""
     from modelarb.core.plan import Plan
 
-    print_plan(Plan.load(path), str(path))
+    plan = Plan.load(path)
+    print_plan(plan, str(path))
+    if plan.validation is not None:
+        print_validation(plan.validation, plan.solve_rate)
 
 
 def print_plan(plan: Plan, title: str) -> None:

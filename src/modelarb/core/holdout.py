@@ -10,7 +10,7 @@ the fold's best single-provider solve rate). It may be negative: a plan can lose
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 Array = NDArray[np.float64]
 DEFAULT_FOLDS = 5
+Fitter = Callable[[Outcomes, float], "Plan"]  # (training instances, target solve rate) -> a plan
 GAP_WARNING = 0.05  # warn when in-sample and cross-validated margins differ by more than 5 points
 
 
@@ -98,6 +99,53 @@ class CrossValidated:
             "in_sample": self.in_sample,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CrossValidated:
+        """Read `to_dict` data back (the derived mean and interval are recomputed)."""
+        return cls(
+            int(data["folds"]),
+            int(data["seed"]),
+            tuple(float(v) for v in data["fold_margins"]),
+            tuple(float(v) for v in data["fold_solve_rates"]),
+            float(data["in_sample"]),
+        )
+
+
+@dataclass(frozen=True)
+class Validation:
+    """How a plan was chosen and what its fitting procedure earns out of sample.
+
+    `chosen` is the cross-validated margin of the procedure that made the plan (`label`);
+    `optimum` that of the in-sample optimum when the plan is not it (`plan fit --robust`),
+    else None; `rule` says how the plan was chosen, among `candidates` procedures.
+    """
+
+    rule: str
+    label: str
+    chosen: CrossValidated
+    optimum: CrossValidated | None
+    candidates: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "label": self.label,
+            "candidates": self.candidates,
+            "chosen": self.chosen.to_dict(),
+            "in_sample_optimum": None if self.optimum is None else self.optimum.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Validation:
+        optimum = data["in_sample_optimum"]
+        return cls(
+            str(data["rule"]),
+            str(data["label"]),
+            CrossValidated.from_dict(data["chosen"]),
+            None if optimum is None else CrossValidated.from_dict(optimum),
+            int(data["candidates"]),
+        )
+
 
 def serve(outcomes: Outcomes, cascades: Sequence[Cascade], weights: Sequence[float]) -> Served:
     """A mix of cascades (shares `weights` of tasks) served on `outcomes`, scored exactly against its market."""
@@ -141,20 +189,32 @@ def cross_validate(
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     in_sample: float | None = None,
+    fitter: Fitter | None = None,
 ) -> CrossValidated:
-    """Fit a plan for `target_solve_rate` on k − 1 folds, serve it on the held-out fold, for each fold."""
-    from modelarb.core.plan import fit
+    """Fit a plan for `target_solve_rate` on k − 1 folds, serve it on the held-out fold, for each fold.
+
+    `fitter(train, u)` makes the plan (default: the in-sample optimum, `plan.fit`, in `scheme`);
+    the target is lowered to the training folds' best single-provider solve rate where it
+    lies above it.
+    """
     from modelarb.core.search import best_solve_rate
 
+    fitter = fitter or _optimum(scheme)
     fold = folds_of(outcomes.n_instances, folds, seed)
     margins, solves = [], []
     for k in range(folds):
         train = outcomes.select(instances=fold != k)
-        reach = best_solve_rate(train, scheme)
-        plan = fit(train, target_solve_rate=min(target_solve_rate, reach), scheme=scheme)
+        plan = fitter(train, min(target_solve_rate, best_solve_rate(train, scheme)))
         served = serve_plan(plan, outcomes.select(instances=fold == k))
         margins.append(served.margin)
         solves.append(served.solve_rate)
     if in_sample is None:
-        in_sample = fit(outcomes, target_solve_rate=target_solve_rate, scheme=scheme).margin
+        in_sample = fitter(outcomes, target_solve_rate).margin
     return CrossValidated(folds, seed, tuple(margins), tuple(solves), in_sample)
+
+
+def _optimum(scheme: Scheme) -> Fitter:
+    """The in-sample optimum at a target solve rate, as a fitter."""
+    from modelarb.core.plan import fit
+
+    return lambda outcomes, level: fit(outcomes, target_solve_rate=level, scheme=scheme)

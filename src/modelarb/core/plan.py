@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from modelarb.core.cascade import Cascade
+from modelarb.core.holdout import Validation
 from modelarb.core.live import CAP_RULE, CapRule, LiveFigures, attempt_costs, midpoint_caps, mixed_live_figures
 from modelarb.core.result import ArbitrageResult
 from modelarb.core.search import SCHEMES, Scheme, best_solve_rate, check_levels, search
@@ -67,7 +68,8 @@ class Plan:
     undercuts `market_price`, the cheapest single provider's price there. From format 2 on,
     `attempt_cost` (per provider, the live rule's first-attempt estimate), `cap_rule` and
     `live` (the figures expected when served under that rule) say how the caps are applied
-    live; they are None in format 1 plans.
+    live; they are None in format 1 plans. `validation` (optional): how the plan was chosen
+    and its cross-validated margin beside the in-sample one (`plan fit --folds`, `--robust`).
     """
 
     providers: tuple[str, ...]
@@ -91,6 +93,7 @@ class Plan:
     cap_rule: CapRule | None = None
     live: LiveFigures | None = None
     format_version: int = FORMAT_VERSION
+    validation: Validation | None = None
 
     @property
     def order(self) -> tuple[str, ...]:
@@ -150,6 +153,8 @@ class Plan:
                 "spend_per_task": self.live.spend,
                 "spend_by_provider": dict(zip(self.providers, self.live.spend_by_provider, strict=True)),
             }
+        if self.validation is not None:
+            data["cross_validation"] = self.validation.to_dict()
         return data
 
     @classmethod
@@ -199,7 +204,7 @@ def fit(
         grid = check_levels(grid, best)
     result = search(outcomes, grid, scheme, select="per_level")
     k = _chosen_level(result, max_price)
-    return _plan_at(result, k, outcomes, target_solve_rate, max_price)
+    return plan_at(result, k, outcomes, target_solve_rate, max_price)
 
 
 def _chosen_level(result: ArbitrageResult, max_price: float | None) -> int:
@@ -219,7 +224,7 @@ def _chosen_level(result: ArbitrageResult, max_price: float | None) -> int:
     return int(affordable[np.argmax(result.levels[affordable])])
 
 
-def _plan_at(
+def plan_at(
     result: ArbitrageResult, k: int, outcomes: Outcomes, target_solve_rate: float | None, max_price: float | None
 ) -> Plan:
     """The plan serving level k of a search result, its caps moved to the middle of their intervals."""
@@ -330,6 +335,19 @@ def _live_fields(data: dict[str, Any], providers: tuple[str, ...]) -> tuple[tupl
     return attempt_cost, cap_rule, figures
 
 
+def _validation(data: dict[str, Any]) -> Validation | None:
+    """The optional cross_validation field."""
+    if data.get("cross_validation") is None:
+        return None
+    try:
+        return Validation.from_dict(data["cross_validation"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(
+            "the plan's field 'cross_validation' must hold rule, label, candidates, chosen and in_sample_optimum "
+            "as `modelarb plan fit` writes them"
+        ) from None
+
+
 def _names(data: dict[str, Any], name: str, where: str = "", *, empty: bool = False) -> tuple[str, ...]:
     """A list of provider names (`empty`: may be empty, as in the cascade that buys nothing)."""
     items = _field(data, name, list, where)
@@ -417,6 +435,7 @@ def _read_plan(data: Any) -> Plan:
         cap_rule=cap_rule,
         live=live,
         format_version=format_version,
+        validation=_validation(data),
     )
     if (plan.target_solve_rate is None) == (plan.max_price is None):
         raise DataError("the plan's target must give exactly one of solve_rate and max_price")

@@ -13,13 +13,44 @@ from modelarb.core import paper
 from modelarb.core.cascade import Cascade
 from modelarb.core.passk import pass_at_k
 from modelarb.core.result import ArbitrageResult
-from modelarb.core.scales import settings_for
+from modelarb.core.scales import is_paper_data, settings_for
 from modelarb.core.search import Scheme, best_solve_rate, check_levels, check_scheme, search
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.revenue import revenue
 from modelarb.errors import AnalysisError
 
 Array = NDArray[np.float64]
+DISTILL_LEVELS = 100
+
+
+@dataclass(frozen=True)
+class LevelBand:
+    """Levels asked for each pair: `count` from `start` to `stop` (None: the pair's best solve rate)."""
+
+    start: float
+    stop: float | None
+    count: int
+
+
+def distillation_levels(pair: Outcomes, best: float, band: LevelBand | None = None) -> Array:
+    """The solve rates over which a (student, teacher) pair's margin is averaged, up to its best `best`.
+
+    Given a `band`: that grid. On the paper's data: the paper's (METHOD §5.10: the top 0.1
+    below the best; Lean: [0.7, 0.9]), so its numbers reproduce. On any other market, from the
+    pair's own data: DISTILL_LEVELS levels from its best mean pass@1 (one attempt of the
+    stronger model; beyond it only retries and the cascade help) up to `best`; when one
+    attempt already reaches `best` (one-attempt markets), from the weaker model's solve rate;
+    when both reach the same, one instance's worth below `best`.
+    """
+    if band is not None:
+        return check_levels(np.linspace(band.start, best if band.stop is None else band.stop, band.count), best)
+    if is_paper_data(pair):
+        return check_levels(settings_for(pair).distill_solve_rates(best, DISTILL_LEVELS), best)
+    one_instance = 1.0 / pair.n_instances
+    reach = (pair.s > 0).mean(axis=0)
+    starts = [float(pair.pass_at_1.mean(axis=0).max()), float(reach[reach > 0].min(initial=best))]
+    low = next((u for u in starts if 0 < u < best - 0.5 * one_instance), max(best - one_instance, best / 2))
+    return check_levels(np.linspace(low, best, DISTILL_LEVELS), best)
 
 
 @dataclass(frozen=True)
@@ -123,17 +154,18 @@ def distillation(
     tokens: ArrayLike,
     scheme: Scheme = "paper",
     max_k: int = 100,
+    levels: LevelBand | None = None,
 ) -> DistillationResult:
     """Pair each student with the teacher and measure the arbitrageur's margin, per checkpoint.
 
     Paper scheme: caps (τ1, total − τ1) on the distillation grid, τ1 maximising the margin
-    averaged over the distillation levels (`PaperSettings.distill_*`). Exact scheme: the
-    cheapest cascade at each of the same levels.
+    averaged over the distillation levels (`distillation_levels`, or `levels`). Exact scheme:
+    the cheapest cascade at each of the same levels.
     """
     students = tuple(students)
     tokens = np.asarray(tokens, dtype=float).ravel()
     _check(outcomes, teacher, students, tokens, scheme, max_k)
-    results = [_pair(outcomes.select([student, teacher]), scheme) for student in students]
+    results = [_pair(outcomes.select([student, teacher]), scheme, levels) for student in students]
     earned = [revenue(r) for r in results]
     k = np.arange(1, max_k + 1)
     curves = pass_at_k(outcomes.n[:, :, None], outcomes.s[:, :, None], k[None, None, :]).mean(axis=0)
@@ -155,14 +187,14 @@ def distillation(
     )
 
 
-def _pair(pair: Outcomes, scheme: Scheme) -> ArbitrageResult:
+def _pair(pair: Outcomes, scheme: Scheme, band: LevelBand | None) -> ArbitrageResult:
     """The (student, teacher) market's arbitrageur on the distillation levels."""
     settings = settings_for(pair)
     if scheme == "exact":
         best = best_solve_rate(pair, "exact")
-        return search(pair, check_levels(settings.distill_solve_rates(best), best), "exact")
+        return search(pair, distillation_levels(pair, best, band), "exact")
     best = paper.best_solve_rate(pair, settings.distill_grid)
-    levels = check_levels(settings.distill_solve_rates(best), best)
+    levels = distillation_levels(pair, best, band)
     return paper.grid_search(pair, levels, settings.distill_caps(), "mean_margin", settings.distill_grid)
 
 

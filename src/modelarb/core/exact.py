@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, GRID, CompletionBound, cell_of
+from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, GRID, CompletionBound, Target, cell_of
 from modelarb.core.cascade import Cascade
 from modelarb.core.exact_curves import Breakpoints, evaluate, provider_cost_curves
 from modelarb.core.hull import lower_hull, read_hull
@@ -104,6 +104,7 @@ class _Plan:
     bins: int | None
     depth: int
     branch: bool
+    top: float  # the highest target solve rate: what lies beyond only matters through C(u ≤ top)
 
 
 def exact_search(
@@ -125,8 +126,10 @@ def exact_search(
     `EXHAUSTIVE_CASCADES` cascades exist, else a branch and bound (proven optimum) when
     cascades have at most `BRANCH_DEPTH` stages, else a beam search over `DEFAULT_BEAM` bins
     and at most `DEFAULT_BEAM_DEPTH` stages (unless `max_depth` says otherwise).
-    `branch=True` forces branch and bound (unless a beam width is given). `method` of the
-    result says which search ran and whether its optimum is proven.
+    `branch=True` forces branch and bound (unless a beam width is given); it starts from the
+    hull of a beam search and proves C(u) at the given levels (it closes what cannot change
+    C(u) at any u up to the highest level, see `bounds.Target`). `method` of the result says
+    which search ran and whether its optimum is proven.
     """
     levels = np.asarray(levels, dtype=float)
     if levels.ndim != 1 or levels.size == 0:
@@ -145,17 +148,22 @@ def exact_search(
         total <= EXHAUSTIVE_CASCADES
         and max(counts[: depth - 1], default=0) * outcomes.n_instances <= EXHAUSTIVE_PREFIX_CELLS
     )
+    top = float(levels.max())
     if beam_width is not None:
-        plan = _Plan(beam_width, depth, False)
+        plan = _Plan(beam_width, depth, False, top)
     elif branch or (not fits and depth <= BRANCH_DEPTH):
-        plan = _Plan(None, depth, True)
+        plan = _Plan(None, depth, True, top)
     elif fits:
-        plan = _Plan(None, depth, False)
+        plan = _Plan(None, depth, False, top)
     else:  # a beam search; unless told otherwise, of cascades of at most DEFAULT_BEAM_DEPTH stages
         depth = min(max_depth or DEFAULT_BEAM_DEPTH, depth)
         total = sum(counts[:depth])
-        plan = _Plan(DEFAULT_BEAM, depth, False)
-    hull, evaluated, beam_from = _search(outcomes, steps, tables, allowed, plan)
+        plan = _Plan(DEFAULT_BEAM, depth, False, top)
+    start, warm = None, 0
+    if plan.branch:  # a beam search first: its hull closes prefixes from the start
+        start, warm, _ = _search(outcomes, steps, tables, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False))
+    hull, evaluated, beam_from = _search(outcomes, steps, tables, allowed, plan, start)
+    evaluated += warm
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
     if depth < outcomes.n_providers:
         scope += f", at most {depth} stage{'s' if depth > 1 else ''}"
@@ -218,6 +226,7 @@ def _search(
     tables: list[FailureTable],
     allowed: set[tuple[int, ...]] | None,
     plan: _Plan,
+    start: _Points | None = None,
 ) -> tuple[_Points, int, int | None]:
     """The hull of every cascade met (vertices by increasing solve), how many were evaluated, and the stage
     from which a branch and bound had to continue as a beam search (None: it did not)."""
@@ -225,14 +234,18 @@ def _search(
     width = plan.depth  # stage columns: one per stage a cascade may have
     hull = _Points(np.zeros(1), np.zeros(1), np.full((1, width), -1), np.zeros((1, width)), np.full(1, -1))  # none
     prefixes, fail, evaluated = hull, np.ones((1, outcomes.n_instances)), 0
+    if start is not None:
+        hull = _Points.joined([hull, replace(start, parent=np.full(len(start.solve), -1))]).hull()
     top = float(np.any(outcomes.s > 0, axis=1).mean())  # > 0 once there is any step to sweep
     bound = CompletionBound.of(outcomes) if plan.branch else None
     ranking = bound or CompletionBound.of(outcomes)
+    least = ranking.least_at(plan.top, outcomes.n_instances, plan.depth)  # ≤ the final C(top)
     bins, beam_from = plan.bins, None
     for depth in range(plan.depth):
         last, held = depth == plan.depth - 1, 0
         kept: list[_Points] = []
-        limits = None if bound is None or last else _child_limits(bound, prefixes, fail, hull, plan.depth - depth)
+        target = Target(hull.solve, hull.spend, plan.top, least)
+        limits = None if bound is None or last else _child_limits(bound, prefixes, fail, target, plan.depth - depth)
         for sweep in _sweeps(prefixes, fail, steps, allowed, depth):
             evaluated += sweep.solve.size
             solve, spend = sweep.solve.ravel(), sweep.spend.ravel()
@@ -263,20 +276,21 @@ def _search(
             near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], fine, n_p)
             prefixes = prefixes.take(near)
             if len(near) > bins * BEAM_PER_BIN:  # the most promising by their completion bound
-                fail = _extended(prefixes, fail, tables, outcomes, depth)
                 coarse = _nearest(
                     prefixes.solve, prefixes.spend, floor[near], prefixes.stages[:, depth], bins / top, n_p
                 )
-                rank = _promise(
-                    ranking, prefixes, fail, hull, floor[near], plan.depth - depth - 1, coarse, bins * BEAM_PER_BIN // 2
-                )
+                target = Target.of(hull.solve, hull.spend)  # the hull itself: reaching past its top ranks first
+                slack = _slack(ranking, prefixes, fail, tables, outcomes, depth, target, plan.depth - depth - 1)
+                rank = _promise(slack, prefixes.spend, floor[near], coarse, bins * BEAM_PER_BIN // 2)
                 prefixes = prefixes.take(rank[: bins * BEAM_PER_BIN])
-                fail = fail[rank[: bins * BEAM_PER_BIN]]
+                fail = _extended(prefixes, fail, tables, outcomes, depth)
                 prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
                 continue
         fail = _extended(prefixes, fail, tables, outcomes, depth)
         if bound is not None:
-            open_ = _open(bound, prefixes, fail, hull, plan.depth - depth - 1)
+            open_ = _open(
+                bound, prefixes, fail, Target(hull.solve, hull.spend, plan.top, least), plan.depth - depth - 1
+            )
             prefixes, fail = prefixes.take(open_), fail[open_]
         if len(prefixes.solve) == 0:
             break
@@ -290,33 +304,39 @@ def _thinned(points: _Points, depth: int, per_solve: float, n_p: int, hull: _Poi
     return points.take(_nearest(points.solve, points.spend, floor, points.stages[:, depth], per_solve, n_p))
 
 
-def _promise(
+def _slack(
     bound: CompletionBound,
     prefixes: _Points,
     fail: Array,
-    hull: _Points,
-    floor: Array,
+    tables: list[FailureTable],
+    outcomes: Outcomes,
+    depth: int,
+    target: Target,
     remaining: int,
-    first: Index,
-    half: int,
-) -> Index:
-    """Prefixes from the most promising: the furthest their completion bound dips below the hull (any
-    providers may follow), then the nearest the hull, except that the `half` most promising of rows `first`
-    go first; closed ones are left out."""
+) -> Array:
+    """The completion bound's slack (`CompletionBound.slack`, any providers may follow) of each prefix, whose
+    unsolved chances are made from their parents' (`fail`) a chunk at a time."""
     slack = np.empty(len(prefixes.solve))
     chunk = max(1, CELLS // max(fail.shape[1], 1))
     for start in range(0, len(slack), chunk):
-        part = slice(start, start + chunk)
-        slack[part] = bound.slack(
-            prefixes.solve[part],
-            prefixes.spend[part],
-            fail[part],
+        part = prefixes.take(np.arange(start, min(start + chunk, len(slack))))
+        slack[start : start + chunk] = bound.slack(
+            part.solve,
+            part.spend,
+            _extended(part, fail, tables, outcomes, depth),
             np.zeros(0, np.int64),
             max(remaining, 1),
-            (hull.solve, hull.spend),
+            target,
         )
+    return slack
+
+
+def _promise(slack: Array, spend: Array, floor: Array, first: Index, half: int) -> Index:
+    """Prefixes from the most promising: the lowest `slack` (the furthest their completion bound dips below the
+    hull), then the nearest the hull (`floor`: the hull at their solve rates), except that the `half` most
+    promising of rows `first` go first; closed ones are left out."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.where(floor > 0, prefixes.spend / floor - 1.0, 0.0)
+        gap = np.where(floor > 0, spend / floor - 1.0, 0.0)
     order = np.lexsort((gap, slack))
     order = order[slack[order] < -CLOSE_TOLERANCE]
     chosen = np.isin(order, first)
@@ -332,16 +352,16 @@ def _groups(prefixes: _Points, depth: int) -> Iterator[tuple[Index, Index]]:
         yield np.flatnonzero(which == k), used[used >= 0]
 
 
-def _child_limits(bound: CompletionBound, prefixes: _Points, fail: Array, hull: _Points, remaining: int) -> Array:
+def _child_limits(bound: CompletionBound, prefixes: _Points, fail: Array, target: Target, remaining: int) -> Array:
     """Per prefix and solve-rate cell, the spend at or above which a child is closed (see `child_thresholds`)."""
     limits = np.empty((len(prefixes.solve), GRID + 1))
     depth = int((prefixes.stages >= 0).sum(axis=1).max(initial=0))
     for rows, used in _groups(prefixes, depth):
-        limits[rows] = bound.child_thresholds(fail[rows], used, remaining, (hull.solve, hull.spend))
+        limits[rows] = bound.child_thresholds(fail[rows], used, remaining, target)
     return limits
 
 
-def _open(bound: CompletionBound, prefixes: _Points, fail: Array, hull: _Points, remaining: int) -> Index:
+def _open(bound: CompletionBound, prefixes: _Points, fail: Array, target: Target, remaining: int) -> Index:
     """The prefixes some completion of at most `remaining` stages may still improve the hull with."""
     if remaining <= 0:
         return np.zeros(0, dtype=np.int64)
@@ -352,7 +372,7 @@ def _open(bound: CompletionBound, prefixes: _Points, fail: Array, hull: _Points,
         for start in range(0, rows.size, chunk):
             part = rows[start : start + chunk]
             keep[part] = bound.open_prefixes(
-                prefixes.solve[part], prefixes.spend[part], fail[part], used, remaining, (hull.solve, hull.spend)
+                prefixes.solve[part], prefixes.spend[part], fail[part], used, remaining, target
             )
     return np.flatnonzero(keep)
 

@@ -37,7 +37,8 @@ Orders = Literal["all"] | Sequence[Sequence[str]] | None
 EXHAUSTIVE_CASCADES = 20_000_000  # search every cascade when there are at most this many
 EXHAUSTIVE_PREFIX_CELLS = 10_000_000  # ... and every prefix's unsolved chances (prefixes × instances) fit
 BRANCH_DEPTH = 3  # otherwise branch and bound when cascades have at most this many stages
-BRANCH_PREFIX_CELLS = 40_000_000  # ... while the open prefixes' unsolved chances fit; beyond, beam search
+BRANCH_PREFIXES = 2_000_000  # ... while the prefixes met at a stage fit
+BRANCH_PREFIX_CELLS = 40_000_000  # ... and the open ones' unsolved chances (prefixes × instances); beyond, beam search
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin (the most promising)
 DEFAULT_BEAM_DEPTH = 6  # ... over cascades of at most this many stages unless a depth is given
@@ -259,8 +260,8 @@ def _search(
             else:  # children the parent's completion bound already closes are dropped here
                 row = np.repeat(sweep.rows, sweep.solve.shape[1])
                 keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
-            if bins is None and bound is not None and (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
-                bins, beam_from = DEFAULT_BEAM, depth + 1  # too many open prefixes to keep them all: beam from here
+            if bins is None and bound is not None and held + keep.size > BRANCH_PREFIXES:
+                bins, beam_from = DEFAULT_BEAM, depth + 1  # too many prefixes to keep them all: beam from here
                 kept = [_thinned(part, depth, bins * BEAM_PER_BIN / top, n_p, hull) for part in kept]
             if bins is not None:
                 near = _nearest(solve[keep], spend[keep], floor[keep], sweep.q, bins * BEAM_PER_BIN / top, n_p)
@@ -270,6 +271,17 @@ def _search(
         if not kept:
             break
         prefixes = _Points.joined(kept)
+        if bins is None and bound is not None:
+            target = Target(hull.solve, hull.spend, plan.top, least)
+            opened = _open(bound, prefixes, fail, tables, outcomes, depth, target, plan.depth - depth - 1)
+            if opened is None:  # too many open prefixes to keep them all: beam from here
+                bins, beam_from = DEFAULT_BEAM, depth + 1
+            else:
+                prefixes, fail = opened
+                if len(prefixes.solve) == 0:
+                    break
+                prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
+                continue
         if bins is not None:
             floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
             fine = bins * BEAM_PER_BIN / top
@@ -287,13 +299,6 @@ def _search(
                 prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
                 continue
         fail = _extended(prefixes, fail, tables, outcomes, depth)
-        if bound is not None:
-            open_ = _open(
-                bound, prefixes, fail, Target(hull.solve, hull.spend, plan.top, least), plan.depth - depth - 1
-            )
-            prefixes, fail = prefixes.take(open_), fail[open_]
-        if len(prefixes.solve) == 0:
-            break
         prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
     return hull, evaluated, beam_from
 
@@ -347,9 +352,10 @@ def _promise(slack: Array, spend: Array, floor: Array, first: Index, half: int) 
 def _groups(prefixes: _Points, depth: int) -> Iterator[tuple[Index, Index]]:
     """Rows of prefixes that use the same providers (first `depth` stages), with those providers."""
     sequences, which = np.unique(np.sort(prefixes.stages[:, :depth], axis=1), axis=0, return_inverse=True)
-    which = which.ravel()
+    order = np.argsort(which.ravel(), kind="stable")
+    ends = np.cumsum(np.bincount(which.ravel(), minlength=len(sequences)))
     for k, used in enumerate(sequences):
-        yield np.flatnonzero(which == k), used[used >= 0]
+        yield order[(ends[k - 1] if k else 0) : ends[k]], used[used >= 0]
 
 
 def _child_limits(bound: CompletionBound, prefixes: _Points, fail: Array, target: Target, remaining: int) -> Array:
@@ -361,20 +367,35 @@ def _child_limits(bound: CompletionBound, prefixes: _Points, fail: Array, target
     return limits
 
 
-def _open(bound: CompletionBound, prefixes: _Points, fail: Array, target: Target, remaining: int) -> Index:
-    """The prefixes some completion of at most `remaining` stages may still improve the hull with."""
+def _open(
+    bound: CompletionBound,
+    prefixes: _Points,
+    fail: Array,
+    tables: list[FailureTable],
+    outcomes: Outcomes,
+    depth: int,
+    target: Target,
+    remaining: int,
+) -> tuple[_Points, Array] | None:
+    """The prefixes some completion of at most `remaining` stages may still improve the hull with, and their
+    unsolved chances (made from their parents' `fail` a chunk at a time); None if those do not fit in
+    `BRANCH_PREFIX_CELLS`."""
     if remaining <= 0:
-        return np.zeros(0, dtype=np.int64)
-    keep = np.zeros(len(prefixes.solve), dtype=bool)
-    depth = int((prefixes.stages >= 0).sum(axis=1).max(initial=0))
+        return prefixes.take(np.zeros(0, np.int64)), np.zeros((0, fail.shape[1]))
+    rows_kept, fails, cells = [], [], 0
     chunk = max(1, CELLS // max(fail.shape[1], 1))
-    for rows, used in _groups(prefixes, depth):
+    for rows, used in _groups(prefixes, depth + 1):
         for start in range(0, rows.size, chunk):
-            part = rows[start : start + chunk]
-            keep[part] = bound.open_prefixes(
-                prefixes.solve[part], prefixes.spend[part], fail[part], used, remaining, target
-            )
-    return np.flatnonzero(keep)
+            part = prefixes.take(rows[start : start + chunk])
+            extended = _extended(part, fail, tables, outcomes, depth)
+            keep = bound.open_prefixes(part.solve, part.spend, extended, used, remaining, target)
+            rows_kept.append(rows[start : start + chunk][keep])
+            fails.append(extended[keep])
+            cells += fails[-1].size
+            if cells > BRANCH_PREFIX_CELLS:
+                return None
+    index = np.concatenate(rows_kept) if rows_kept else np.zeros(0, np.int64)
+    return prefixes.take(index), np.concatenate(fails) if fails else np.zeros((0, fail.shape[1]))
 
 
 def _extended(prefixes: _Points, fail: Array, tables: list[FailureTable], outcomes: Outcomes, depth: int) -> Array:

@@ -41,6 +41,7 @@ BRANCH_PREFIXES = 2_000_000  # ... while the prefixes met at a stage fit
 BRANCH_PREFIX_CELLS = 40_000_000  # ... and the open ones' unsolved chances (prefixes × instances); beyond, beam search
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin (the most promising)
+SET_KEYS = 200_000  # ... nearest the hull per bin and set of providers used while bins × sets are at most this
 DEFAULT_BEAM_DEPTH = 6  # ... over cascades of at most this many stages unless a depth is given
 SWEEP_BYTES = 16 * 2**20  # one (prefixes × steps) array of a sweep
 
@@ -245,6 +246,9 @@ def _search(
     for depth in range(plan.depth):
         last, held = depth == plan.depth - 1, 0
         kept: list[_Points] = []
+        parent_set, n_sets = _provider_sets(prefixes.stages[:, :depth], (bins or 1) * BEAM_PER_BIN / top * n_p)
+        if bins is None:
+            parent_set, n_sets = np.zeros(len(prefixes.solve), np.int64), 1
         target = Target(hull.solve, hull.spend, plan.top, least)
         limits = None if bound is None or last else _child_limits(bound, prefixes, fail, target, plan.depth - depth)
         for sweep in _sweeps(prefixes, fail, steps, allowed, depth):
@@ -263,8 +267,9 @@ def _search(
             if bins is None and bound is not None and held + keep.size > BRANCH_PREFIXES:
                 bins, beam_from = DEFAULT_BEAM, depth + 1  # too many prefixes to keep them all: beam from here
                 kept = [_thinned(part, depth, bins * BEAM_PER_BIN / top, n_p, hull) for part in kept]
-            if bins is not None:
-                near = _nearest(solve[keep], spend[keep], floor[keep], sweep.q, bins * BEAM_PER_BIN / top, n_p)
+            if bins is not None:  # per solve bin and set of providers (or last provider)
+                sets = np.repeat(parent_set[sweep.rows] * n_p + sweep.q, sweep.solve.shape[1])[keep]
+                near = _nearest(solve[keep], spend[keep], floor[keep], sets, bins * BEAM_PER_BIN / top, n_sets * n_p)
                 keep = keep[near]
             kept.append(sweep.points(keep))
             held += keep.size
@@ -285,7 +290,10 @@ def _search(
         if bins is not None:
             floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
             fine = bins * BEAM_PER_BIN / top
-            near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], fine, n_p)
+            sets, n_sets = _provider_sets(prefixes.stages[:, : depth + 1], fine)
+            if sets.max(initial=0) == 0:  # too many sets: per last provider
+                sets, n_sets = prefixes.stages[:, depth], n_p
+            near = _nearest(prefixes.solve, prefixes.spend, floor, sets, fine, n_sets)
             prefixes = prefixes.take(near)
             if len(near) > bins * BEAM_PER_BIN:  # the most promising by their completion bound
                 coarse = _nearest(
@@ -301,6 +309,16 @@ def _search(
         fail = _extended(prefixes, fail, tables, outcomes, depth)
         prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
     return hull, evaluated, beam_from
+
+
+def _provider_sets(stages: Index, per_solve: float) -> tuple[Index, int]:
+    """Which set of providers each row of `stages` uses (ids 0 … n − 1) and n; all 0 (and n = 1) when
+    `per_solve` keys per set would exceed `SET_KEYS`."""
+    _, which = np.unique(np.sort(stages, axis=1), axis=0, return_inverse=True)
+    n_sets = int(which.max(initial=0)) + 1
+    if n_sets * per_solve > SET_KEYS:
+        return np.zeros(len(stages), np.int64), 1
+    return which.ravel(), n_sets
 
 
 def _thinned(points: _Points, depth: int, per_solve: float, n_p: int, hull: _Points) -> _Points:

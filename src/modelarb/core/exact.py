@@ -246,9 +246,9 @@ def _search(
     for depth in range(plan.depth):
         last, held = depth == plan.depth - 1, 0
         kept: list[_Points] = []
-        parent_set, n_sets = _provider_sets(prefixes.stages[:, :depth], (bins or 1) * BEAM_PER_BIN / top * n_p)
-        if bins is None:
-            parent_set, n_sets = np.zeros(len(prefixes.solve), np.int64), 1
+        parent_set, n_sets = np.zeros(len(prefixes.solve), np.int64), 1
+        if bins is not None and top > 0:
+            parent_set, n_sets = _provider_sets(prefixes.stages[:, :depth], bins * BEAM_PER_BIN / top * n_p)
         target = Target(hull.solve, hull.spend, plan.top, least)
         limits = None if bound is None or last else _child_limits(bound, prefixes, fail, target, plan.depth - depth)
         for sweep in _sweeps(prefixes, fail, steps, allowed, depth):

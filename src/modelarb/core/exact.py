@@ -6,8 +6,10 @@ stage: each prefix (providers and caps so far, and the chance it leaves each ins
 unsolved) is extended by every cap of every provider it may use next, in one weighted
 running sum. Every cascade met is a candidate for the lower convex hull of (mean solve,
 mean spend). When all cascades are few enough the search keeps every prefix and is
-exhaustive; otherwise it is a beam search that keeps, per solve-rate bin and per last
-provider, the prefix closest to the hull so far, and says so in `method`.
+exhaustive; for short cascades it is a branch and bound that closes prefixes no completion
+of which can change C(u) (`bounds`), starting from a beam search's hull; otherwise it is a
+beam search that keeps, per solve-rate bin and per set of providers used (or last
+provider), the prefix closest to the hull so far, and says so in `method`.
 """
 
 from __future__ import annotations
@@ -164,26 +166,30 @@ def exact_search(
     start, warm = None, 0
     if plan.branch:  # a beam search first: its hull closes prefixes from the start
         start, warm, _ = _search(outcomes, steps, tables, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False))
-    hull, evaluated, beam_from = _search(outcomes, steps, tables, allowed, plan, start)
+    hull, evaluated, gave_up = _search(outcomes, steps, tables, allowed, plan, start)
     evaluated += warm
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
     if depth < outcomes.n_providers:
         scope += f", at most {depth} stage{'s' if depth > 1 else ''}"
     if plan.bins is None and not plan.branch:
         method = f"exact caps, exhaustive: all {evaluated:,} cascades over {scope}; lower convex hull"
-    elif plan.bins is None and beam_from is None:
+    elif plan.bins is None and gave_up is None:
         method = (
             f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated, "
             f"the others closed by a lower bound on completing their prefix, over {scope}; lower convex hull"
         )
     else:
         bins = plan.bins or DEFAULT_BEAM
-        switch = "" if beam_from is None else f"branch and bound, then from stage {beam_from + 1} "
+        note = (
+            ""
+            if gave_up is None
+            else f"; a branch and bound from its hull had too many open prefixes at stage {gave_up + 1} to go on"
+        )
         method = (
-            f"exact caps, {switch}beam search (not exhaustive): per stage the prefix nearest the hull in each of "
-            f"{bins} solve-rate bins for each last provider, at most {bins * BEAM_PER_BIN} of them (those whose "
-            f"completion bound dips furthest below the hull); {evaluated:,} of {total:.3g} cascades over {scope}; "
-            "lower convex hull"
+            f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "
+            f"solve-rate bins for each set of providers used (each last provider when those are many), at most "
+            f"{bins * BEAM_PER_BIN} of them (those whose completion bound dips furthest below the hull){note}; "
+            f"{evaluated:,} of {total:.3g} cascades over {scope}; lower convex hull"
         )
     return _result(outcomes, levels, hull, method)
 
@@ -230,8 +236,9 @@ def _search(
     plan: _Plan,
     start: _Points | None = None,
 ) -> tuple[_Points, int, int | None]:
-    """The hull of every cascade met (vertices by increasing solve), how many were evaluated, and the stage
-    from which a branch and bound had to continue as a beam search (None: it did not)."""
+    """The hull of every cascade met (vertices by increasing solve), how many were evaluated, and the stage at
+    which a branch and bound gave up, its open prefixes outgrowing memory (None: it did not). `start`: cascades
+    the hull begins with."""
     n_p = outcomes.n_providers
     width = plan.depth  # stage columns: one per stage a cascade may have
     hull = _Points(np.zeros(1), np.zeros(1), np.full((1, width), -1), np.zeros((1, width)), np.full(1, -1))  # none
@@ -242,7 +249,7 @@ def _search(
     bound = CompletionBound.of(outcomes) if plan.branch else None
     ranking = bound or CompletionBound.of(outcomes)
     least = ranking.least_at(plan.top, outcomes.n_instances, plan.depth)  # ≤ the final C(top)
-    bins, beam_from = plan.bins, None
+    bins = plan.bins
     for depth in range(plan.depth):
         last, held = depth == plan.depth - 1, 0
         kept: list[_Points] = []
@@ -264,9 +271,8 @@ def _search(
             else:  # children the parent's completion bound already closes are dropped here
                 row = np.repeat(sweep.rows, sweep.solve.shape[1])
                 keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
-            if bins is None and bound is not None and held + keep.size > BRANCH_PREFIXES:
-                bins, beam_from = DEFAULT_BEAM, depth + 1  # too many prefixes to keep them all: beam from here
-                kept = [_thinned(part, depth, bins * BEAM_PER_BIN / top, n_p, hull) for part in kept]
+            if bound is not None and held + keep.size > BRANCH_PREFIXES:
+                return hull, evaluated, depth + 1  # too many prefixes to keep them all: give up here
             if bins is not None:  # per solve bin and set of providers (or last provider)
                 sets = np.repeat(parent_set[sweep.rows] * n_p + sweep.q, sweep.solve.shape[1])[keep]
                 near = _nearest(solve[keep], spend[keep], floor[keep], sets, bins * BEAM_PER_BIN / top, n_sets * n_p)
@@ -276,17 +282,16 @@ def _search(
         if not kept:
             break
         prefixes = _Points.joined(kept)
-        if bins is None and bound is not None:
+        if bound is not None:
             target = Target(hull.solve, hull.spend, plan.top, least)
             opened = _open(bound, prefixes, fail, tables, outcomes, depth, target, plan.depth - depth - 1)
-            if opened is None:  # too many open prefixes to keep them all: beam from here
-                bins, beam_from = DEFAULT_BEAM, depth + 1
-            else:
-                prefixes, fail = opened
-                if len(prefixes.solve) == 0:
-                    break
-                prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
-                continue
+            if opened is None:  # too many open prefixes to keep them all: give up here
+                return hull, evaluated, depth + 1
+            prefixes, fail = opened
+            if len(prefixes.solve) == 0:
+                break
+            prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
+            continue
         if bins is not None:
             floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
             fine = bins * BEAM_PER_BIN / top
@@ -308,7 +313,7 @@ def _search(
                 continue
         fail = _extended(prefixes, fail, tables, outcomes, depth)
         prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
-    return hull, evaluated, beam_from
+    return hull, evaluated, None
 
 
 def _provider_sets(stages: Index, per_solve: float) -> tuple[Index, int]:
@@ -319,12 +324,6 @@ def _provider_sets(stages: Index, per_solve: float) -> tuple[Index, int]:
     if n_sets * per_solve > SET_KEYS:
         return np.zeros(len(stages), np.int64), 1
     return which.ravel(), n_sets
-
-
-def _thinned(points: _Points, depth: int, per_solve: float, n_p: int, hull: _Points) -> _Points:
-    """The points nearest the hull per solve-rate bin and last provider (a beam's cut of kept prefixes)."""
-    floor = np.interp(points.solve, hull.solve, hull.spend, right=np.inf)
-    return points.take(_nearest(points.solve, points.spend, floor, points.stages[:, depth], per_solve, n_p))
 
 
 def _slack(

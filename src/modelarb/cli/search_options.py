@@ -16,8 +16,8 @@ BeamWidthOption = typer.Option(
     "--beam-width",
     min=1,
     help="Exact scheme: a beam search keeping, per stage, the prefix nearest the hull in each of this many "
-    "solve-rate bins for each last provider (default: exhaustive when small, else branch and bound up to 3 stages "
-    "(a proven optimum), else a 64-bin beam)",
+    "solve-rate bins for each set of providers used (default: exhaustive when small, else branch and bound up to 3 "
+    "stages (a proven optimum), else a 64-bin beam)",
     show_default=False,
 )
 MaxDepthOption = typer.Option(

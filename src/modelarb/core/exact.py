@@ -27,7 +27,7 @@ from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, GRID, CompletionBound, 
 from modelarb.core.cascade import Cascade
 from modelarb.core.exact_curves import Breakpoints, evaluate, provider_cost_curves
 from modelarb.core.hull import lower_hull, read_hull
-from modelarb.core.passk import FailureTable, attempts_within
+from modelarb.core.passk import FailureTable, FailureTables, attempts_within
 from modelarb.core.result import ArbitrageResult
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
@@ -145,6 +145,7 @@ def exact_search(
     allowed = _allowed_sequences(outcomes, orders)
     tables = [FailureTable(outcomes.n[:, p], outcomes.s[:, p]) for p in range(outcomes.n_providers)]
     steps = [Breakpoints.of(outcomes, p, tables[p]) for p in range(outcomes.n_providers)]
+    joint = FailureTables(tables)
     depth = min(max_depth or outcomes.n_providers, outcomes.n_providers)
     counts = _cascade_counts([len(s.caps) for s in steps], allowed, outcomes.n_providers)
     total = sum(counts[:depth])
@@ -165,8 +166,8 @@ def exact_search(
         plan = _Plan(DEFAULT_BEAM, depth, False, top)
     start, warm = None, 0
     if plan.branch:  # a beam search first: its hull closes prefixes from the start
-        start, warm, _ = _search(outcomes, steps, tables, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False))
-    hull, evaluated, gave_up = _search(outcomes, steps, tables, allowed, plan, start)
+        start, warm, _ = _search(outcomes, steps, joint, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False))
+    hull, evaluated, gave_up = _search(outcomes, steps, joint, allowed, plan, start)
     evaluated += warm
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
     if depth < outcomes.n_providers:
@@ -231,7 +232,7 @@ def _cascade_counts(groups: list[int], allowed: set[tuple[int, ...]] | None, n_p
 def _search(
     outcomes: Outcomes,
     steps: list[Breakpoints],
-    tables: list[FailureTable],
+    tables: FailureTables,
     allowed: set[tuple[int, ...]] | None,
     plan: _Plan,
     start: _Points | None = None,
@@ -330,7 +331,7 @@ def _slack(
     bound: CompletionBound,
     prefixes: _Points,
     fail: Array,
-    tables: list[FailureTable],
+    tables: FailureTables,
     outcomes: Outcomes,
     depth: int,
     target: Target,
@@ -388,7 +389,7 @@ def _open(
     bound: CompletionBound,
     prefixes: _Points,
     fail: Array,
-    tables: list[FailureTable],
+    tables: FailureTables,
     outcomes: Outcomes,
     depth: int,
     target: Target,
@@ -415,14 +416,12 @@ def _open(
     return prefixes.take(index), np.concatenate(fails) if fails else np.zeros((0, fail.shape[1]))
 
 
-def _extended(prefixes: _Points, fail: Array, tables: list[FailureTable], outcomes: Outcomes, depth: int) -> Array:
+def _extended(prefixes: _Points, fail: Array, tables: FailureTables, outcomes: Outcomes, depth: int) -> Array:
     """Each prefix's chance (K, I) of leaving each instance unsolved: its parent's, times its last stage's F(k)."""
-    out = fail[prefixes.parent]
     last = prefixes.stages[:, depth]
-    for q in np.unique(last):
-        rows = np.flatnonzero(last == q)
-        k = attempts_within(prefixes.caps[rows, depth][:, None], outcomes.cost[None, :, q])
-        out[rows] *= tables[q].at(k)
+    k = attempts_within(prefixes.caps[:, depth, None], outcomes.cost.T[last])
+    out = tables.at(last, k)
+    out *= fail[prefixes.parent]
     return out
 
 

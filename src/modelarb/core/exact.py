@@ -39,8 +39,7 @@ Orders = Literal["all"] | Sequence[Sequence[str]] | None
 EXHAUSTIVE_CASCADES = 20_000_000  # search every cascade when there are at most this many
 EXHAUSTIVE_PREFIX_CELLS = 10_000_000  # ... and every prefix's unsolved chances (prefixes × instances) fit
 BRANCH_DEPTH = 3  # otherwise branch and bound when cascades have at most this many stages
-BRANCH_PREFIXES = 2_000_000  # ... while the prefixes met at a stage fit
-BRANCH_PREFIX_CELLS = 40_000_000  # ... and the open ones' unsolved chances (prefixes × instances); beyond, beam search
+BRANCH_PREFIX_CELLS = 40_000_000  # ... while a stage's prefixes × instances fit; beyond, it gives up (beam's answer)
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin (the most promising)
 SET_KEYS = 200_000  # ... nearest the hull per bin and set of providers used while bins × sets are at most this
@@ -184,7 +183,7 @@ def exact_search(
         note = (
             ""
             if gave_up is None
-            else f"; a branch and bound from its hull had too many open prefixes at stage {gave_up + 1} to go on"
+            else f"; a branch and bound from its hull met too many prefixes to extend to stage {gave_up + 1}"
         )
         method = (
             f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "
@@ -272,7 +271,7 @@ def _search(
             else:  # children the parent's completion bound already closes are dropped here
                 row = np.repeat(sweep.rows, sweep.solve.shape[1])
                 keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
-            if bound is not None and held + keep.size > BRANCH_PREFIXES:
+            if bound is not None and (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
                 return hull, evaluated, depth + 1  # too many prefixes to keep them all: give up here
             if bins is not None:  # per solve bin and set of providers (or last provider)
                 sets = np.repeat(parent_set[sweep.rows] * n_p + sweep.q, sweep.solve.shape[1])[keep]

@@ -17,7 +17,7 @@ from modelarb.core.exact import exact_search
 from modelarb.core.exact_curves import evaluate_cascades
 from modelarb.core.grid import pass_curves
 from modelarb.core.hull import hull_cost, lower_hull
-from modelarb.core.passk import FailureTable, failure_probability
+from modelarb.core.passk import FailureTable, FailureTables, failure_probability
 from modelarb.core.search import ExactSettings, best_solve_rate
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics import market_arbitrage, market_entry
@@ -159,6 +159,17 @@ def test_failure_table_matches_the_formula() -> None:
     k = np.floor(rng.random((5, 80)) * (n + 4))
     k[0, :5], k[1, :5] = np.inf, -2
     np.testing.assert_allclose(FailureTable(n, s).at(k), failure_probability(n, s, k), rtol=1e-12, atol=0)
+
+
+def test_joint_failure_tables_read_as_each_providers_own() -> None:
+    outcomes = leaderboard(5, 30, seed=2, attempts=4)
+    tables = [FailureTable(outcomes.n[:, p], outcomes.s[:, p]) for p in range(5)]
+    rng = np.random.default_rng(1)
+    q = rng.integers(0, 5, 40)
+    k = np.floor(rng.random((40, 30)) * 7) - 1
+    k[0, :3] = np.inf
+    expected = np.array([tables[p].at(row) for p, row in zip(q, k, strict=True)])
+    np.testing.assert_array_equal(FailureTables(tables).at(q, k), expected)
 
 
 def test_pass_curves_are_computed_once_per_grid() -> None:

@@ -90,10 +90,10 @@ def test_parts_cover_every_provider_once_balanced_by_steps() -> None:
 
 
 def test_a_part_holds_only_cascades_starting_with_its_providers() -> None:
-    part = exact_hull(EXHAUSTIVE, max_depth=3, first=[1, 3])
+    part = exact_hull(EXHAUSTIVE, top=1.0, max_depth=3, first=[1, 3])
     assert set(part.points.stages[:, 0].tolist()) <= {1, 3, -1} and "first stage m1 or m3" in part.method
     with pytest.raises(AnalysisError, match="first-stage providers"):
-        exact_hull(EXHAUSTIVE, first=[5])
+        exact_hull(EXHAUSTIVE, top=1.0, first=[5])
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import CliResult
-from modelarb.core.bounds import CompletionBound
+from modelarb.core.bounds import CompletionBound, Target
 from modelarb.core.exact import exact_search
 from modelarb.core.exact_curves import evaluate_cascades
 from modelarb.core.grid import pass_curves
-from modelarb.core.passk import FailureTable, failure_probability
+from modelarb.core.hull import hull_cost, lower_hull
+from modelarb.core.passk import FailureTable, FailureTables, failure_probability
 from modelarb.core.search import ExactSettings, best_solve_rate
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics import market_arbitrage, market_entry
@@ -61,6 +62,51 @@ def test_branch_and_bound_equals_exhaustive_search(outcomes: Outcomes, depth: in
     proven = exact_search(outcomes, levels, max_depth=depth, branch=True)
     assert "exhaustive" in exhaustive.method and "branch and bound (proven optimum)" in proven.method
     _same_costs(proven.arbitrage_cost, exhaustive.arbitrage_cost)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(3, 5),
+    st.integers(15, 40),
+    st.sampled_from([2, 3]),
+    st.floats(0.3, 1.0),
+)
+def test_branch_and_bound_equals_exhaustive_search_on_one_attempt_markets(
+    seed: int, providers: int, instances: int, depth: int, reach: float
+) -> None:
+    """One recorded attempt per instance (a leaderboard): unsolved chances are 0 or 1, caps also buy failing
+    attempts; levels up to a fraction `reach` of the best solve rate, so what lies above them is closed too."""
+    outcomes = leaderboard(providers, instances, seed)
+    best = best_solve_rate(outcomes)
+    levels = np.linspace(best * reach / 4, best * reach, 20)
+    exhaustive = exact_search(outcomes, levels, max_depth=depth)
+    proven = exact_search(outcomes, levels, max_depth=depth, branch=True)
+    assert "exhaustive" in exhaustive.method and "branch and bound (proven optimum)" in proven.method
+    _same_costs(proven.arbitrage_cost, exhaustive.arbitrage_cost)
+
+
+def test_target_lies_on_or_above_every_later_envelope() -> None:
+    """T from a hull so far is at or above the envelope of any hull that only adds points to it."""
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        points = np.sort(rng.random(12)), np.sort(rng.random(12)) * 3
+        first = lower_hull(*points)
+        top = float(rng.uniform(0.2, 0.9))
+        more_solve, more_spend = np.append(points[0], rng.random(6)), np.append(points[1], rng.random(6) * 3)
+        later = lower_hull(more_solve, more_spend)
+        floor = 0.0  # any lower bound on the later hull at `top`
+        target = Target.of(points[0][first], points[1][first], top, floor)
+        x = np.linspace(0, 1, 401)
+        h_solve, h_spend = more_solve[later], more_spend[later]
+        at_top = hull_cost(h_solve, h_spend, np.array([top]))[0]
+        right = np.searchsorted(h_solve, top, side="left")  # the later hull's slope just below `top`
+        left = max(right - 1, 0)
+        if not np.isfinite(at_top) or right == 0 or right >= len(h_solve):
+            continue
+        slope = (h_spend[right] - h_spend[left]) / (h_solve[right] - h_solve[left])
+        envelope = np.where(x <= top, hull_cost(h_solve, h_spend, x), at_top + slope * (x - top))
+        assert np.all(target.at(x) >= envelope - 1e-12)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -113,6 +159,17 @@ def test_failure_table_matches_the_formula() -> None:
     k = np.floor(rng.random((5, 80)) * (n + 4))
     k[0, :5], k[1, :5] = np.inf, -2
     np.testing.assert_allclose(FailureTable(n, s).at(k), failure_probability(n, s, k), rtol=1e-12, atol=0)
+
+
+def test_joint_failure_tables_read_as_each_providers_own() -> None:
+    outcomes = leaderboard(5, 30, seed=2, attempts=4)
+    tables = [FailureTable(outcomes.n[:, p], outcomes.s[:, p]) for p in range(5)]
+    rng = np.random.default_rng(1)
+    q = rng.integers(0, 5, 40)
+    k = np.floor(rng.random((40, 30)) * 7) - 1
+    k[0, :3] = np.inf
+    expected = np.array([tables[p].at(row) for p, row in zip(q, k, strict=True)])
+    np.testing.assert_array_equal(FailureTables(tables).at(q, k), expected)
 
 
 def test_pass_curves_are_computed_once_per_grid() -> None:

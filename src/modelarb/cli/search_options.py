@@ -17,9 +17,9 @@ BeamWidthOption = typer.Option(
     None,
     "--beam-width",
     min=1,
-    help="Exact scheme: search a beam that keeps, per stage, the prefix nearest the hull in each of this many "
-    "solve-rate bins for each last provider.",
-    show_default="every cascade when few, else branch and bound up to 3 stages (a proven optimum), else 64 bins",
+    help="Exact scheme: a beam search keeping, per stage, the prefix nearest the hull in each of this many "
+    "solve-rate bins for each set of providers used.",
+    show_default="exhaustive when small, else branch and bound up to 3 stages (a proven optimum), else a 64-bin beam",
 )
 MaxDepthOption = typer.Option(
     None,

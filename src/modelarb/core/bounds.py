@@ -30,13 +30,46 @@ Index = NDArray[np.int64]
 CLOSE_TOLERANCE = 1e-12  # relative: a completion may beat the hull by this much and still be closed
 GROUPS = 32  # breakpoints of the coarse bound on a prefix's children
 GRID = 256  # solve-rate cells of the coarse bound
-CELLS = 4_000_000  # prefixes × instances bounded at once
+CELLS = 1_000_000  # prefixes × instances bounded at once
 
 
 def _hull_at(hull_solve: Array, hull_spend: Array, x: Array) -> Array:
     """The hull at x: flat below it, +∞ above its top (as `hull.hull_cost`, for any shape)."""
     cost = np.interp(np.minimum(x, hull_solve[-1]), hull_solve, hull_spend)
     return np.where(x > hull_solve[-1] + REACH_TOLERANCE, np.inf, cost)
+
+
+@dataclass(frozen=True, eq=False)
+class Target:
+    """What a cascade at solve rate x must spend less than to change C(u) at any u ≤ `top` (the highest
+    level asked for): T(x) ≥ E(x), E the final hull's envelope on [0, top] (the final hull up to `top`, its
+    tangent at `top` beyond), so that closing what stays at or above T leaves C(u ≤ top) exact.
+
+    T is the hull so far H, and beyond `top` also the line from (top, `floor`) through any vertex b of H
+    with top < b.x ≤ x: the final hull's slope at top is at most (H(b) − H_final(top)) / (b.x − top), and
+    `floor` ≤ H_final(top). Above H's top (H = +∞) this still closes what spends too much.
+    """
+
+    solve: Array
+    spend: Array
+    top: float
+    floor: float
+
+    @classmethod
+    def of(cls, hull_solve: Array, hull_spend: Array, top: float | None = None, floor: float = 0.0) -> Target:
+        return cls(hull_solve, hull_spend, np.inf if top is None else top, floor)
+
+    def at(self, x: Array) -> Array:
+        """T at solve rates x (any shape)."""
+        cost = _hull_at(self.solve, self.spend, x)
+        beyond = np.flatnonzero(self.solve > self.top + REACH_TOLERANCE)
+        if beyond.size == 0:
+            return cost
+        slope = np.minimum.accumulate((self.spend[beyond] - self.floor) / (self.solve[beyond] - self.top))
+        last = np.searchsorted(self.solve[beyond], x, side="right") - 1  # the last such vertex at or below x
+        with np.errstate(invalid="ignore"):
+            line = np.where(last >= 0, self.floor + slope[np.maximum(last, 0)] * (x - self.top), np.inf)
+        return np.minimum(cost, line)
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +87,11 @@ class CompletionBound:
             rate = np.where(solvable, outcomes.cost * (outcomes.n + 1) / (outcomes.s + 1), np.inf)
         return cls(rate, solvable.astype(float))
 
+    def least_at(self, solve: float, n_instances: int, stages: int) -> float:
+        """A lower bound on the spend of any cascade of at most `stages` stages reaching `solve`."""
+        delta, least, _ = self._curves(np.ones((1, n_instances)), np.zeros(0, np.int64), stages)
+        return float(np.interp(solve, delta[0], least[0]))
+
     def _curves(self, fail: Array, used: Index, remaining: int) -> tuple[Array, Array, Array]:
         """For prefixes sharing the used providers: breakpoints (δ, L) (K, I + 1) and the most δ (K,)."""
         n_inst, n_prov = self.per_solve.shape
@@ -64,43 +102,47 @@ class CompletionBound:
         rate = self.per_solve[:, free].min(axis=1)
         order = np.argsort(rate, kind="stable")
         rate = rate[order]
-        mass = fail[:, order] * np.isfinite(rate) / n_inst
-        delta = np.cumsum(mass, axis=1)
-        spend = np.cumsum(mass * np.where(np.isfinite(rate), rate, 0.0), axis=1)
+        finite = np.isfinite(rate)
+        k = len(fail)
+        delta, spend = np.zeros((k, n_inst + 1)), np.zeros((k, n_inst + 1))
+        mass = np.take(fail, order, axis=1)
+        mass *= finite / n_inst
+        np.cumsum(mass, axis=1, out=delta[:, 1:])
+        mass *= np.where(finite, rate, 0.0)
+        np.cumsum(mass, axis=1, out=spend[:, 1:])
         gains = fail @ self.reach[:, free] / n_inst  # (K, free)
-        most = -np.sort(-gains, axis=1)[:, :remaining].sum(axis=1)
-        first = np.zeros((len(fail), 1))
-        return np.hstack([first, delta]), np.hstack([first, spend]), np.minimum(most, delta[:, -1])
+        if remaining < free.size:  # the `remaining` largest gains
+            gains = np.partition(gains, free.size - remaining, axis=1)[:, free.size - remaining :]
+        return delta, spend, np.minimum(gains.sum(axis=1), delta[:, -1])
 
     def open_prefixes(
-        self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: tuple[Array, Array]
+        self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: Target
     ) -> NDArray[np.bool_]:
         """Which prefixes (sharing the `used` providers) some completion of at most `remaining` stages may
         still improve the hull with."""
         return self.slack(solve, spend, fail, used, remaining, hull) < -CLOSE_TOLERANCE
 
-    def slack(
-        self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: tuple[Array, Array]
-    ) -> Array:
+    def slack(self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: Target) -> Array:
         """min over δ of (S + L(δ) − H(R + δ)) / S per prefix: ≥ 0 closes it, the lower the more promising
         (−∞ where a completion may reach past the hull's top)."""
         delta, least, most = self._curves(fail, used, remaining)
         # the curve stops at δ = most: clip the breakpoints there, L read by linear interpolation
         below = (delta < most[:, None]).sum(axis=1)  # breakpoints before `most`; ≥ 1 since delta[:, 0] = 0
         j = np.minimum(below, delta.shape[1] - 1)
-        d0, d1 = delta[np.arange(len(j)), j - 1], delta[np.arange(len(j)), j]
-        l0, l1 = least[np.arange(len(j)), j - 1], least[np.arange(len(j)), j]
+        rows = np.arange(len(j))
+        d0, d1, l0, l1 = delta[rows, j - 1], delta[rows, j], least[rows, j - 1], least[rows, j]
         with np.errstate(invalid="ignore", divide="ignore"):
             at_most = np.where(d1 > d0, l0 + (most - d0) * (l1 - l0) / (d1 - d0), l0)
-        beyond = delta > most[:, None]
-        delta = np.where(beyond, most[:, None], delta)
-        least = np.where(beyond, at_most[:, None], least)
-        target = _hull_at(*hull, solve[:, None] + delta)
+        # both rise along a row: past `most`, δ becomes `most` and L becomes L(most)
+        np.minimum(delta, most[:, None], out=delta)
+        np.minimum(least, at_most[:, None], out=least)
+        delta += solve[:, None]
+        least += spend[:, None]
         with np.errstate(invalid="ignore"):
-            gap = (spend[:, None] + least - target).min(axis=1)
-        return gap / np.maximum(np.abs(spend), 1e-300)
+            least -= hull.at(delta)
+        return least.min(axis=1) / np.maximum(np.abs(spend), 1e-300)
 
-    def child_thresholds(self, fail: Array, used: Index, remaining: int, hull: tuple[Array, Array]) -> Array:
+    def child_thresholds(self, fail: Array, used: Index, remaining: int, hull: Target) -> Array:
         """Per prefix and solve-rate cell (K, GRID + 1): a spend at or above which a child of the prefix
         (one more stage) whose solve rate lies in the cell is closed.
 
@@ -126,7 +168,7 @@ class CompletionBound:
         cells = np.linspace(0.0, 1.0, GRID + 1)  # right ends of the cells
         phi = np.empty((len(fail), GRID + 1))
         for g in range(d.shape[1]):
-            value = _hull_at(*hull, cells[None, :] + d[:, g : g + 1]) - coarse[:, g : g + 1]
+            value = hull.at(cells[None, :] + d[:, g : g + 1]) - coarse[:, g : g + 1]
             phi = value if g == 0 else np.maximum(phi, value)
         return phi
 

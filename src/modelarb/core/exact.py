@@ -6,8 +6,10 @@ stage: each prefix (providers and caps so far, and the chance it leaves each ins
 unsolved) is extended by every cap of every provider it may use next, in one weighted
 running sum. Every cascade met is a candidate for the lower convex hull of (mean solve,
 mean spend). When all cascades are few enough the search keeps every prefix and is
-exhaustive; otherwise it is a beam search that keeps, per solve-rate bin and per last
-provider, the prefix closest to the hull so far, and says so in `method`.
+exhaustive; for short cascades it is a branch and bound that closes prefixes no completion
+of which can change C(u) (`bounds`), starting from a beam search's hull; otherwise it is a
+beam search that keeps, per solve-rate bin and per set of providers used (or last
+provider), the prefix closest to the hull so far, and says so in `method`.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, GRID, CompletionBound, cell_of
+from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, GRID, CompletionBound, Target, cell_of
 from modelarb.core.cascade import Cascade
 from modelarb.core.exact_curves import Breakpoints, evaluate, provider_cost_curves
 from modelarb.core.hull import lower_hull, read_hull
-from modelarb.core.passk import FailureTable, attempts_within
+from modelarb.core.passk import FailureTable, FailureTables, attempts_within
 from modelarb.core.result import ArbitrageResult
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
@@ -37,9 +39,10 @@ Orders = Literal["all"] | Sequence[Sequence[str]] | None
 EXHAUSTIVE_CASCADES = 20_000_000  # search every cascade when there are at most this many
 EXHAUSTIVE_PREFIX_CELLS = 10_000_000  # ... and every prefix's unsolved chances (prefixes × instances) fit
 BRANCH_DEPTH = 3  # otherwise branch and bound when cascades have at most this many stages
-BRANCH_PREFIX_CELLS = 40_000_000  # ... while the open prefixes' unsolved chances fit; beyond, beam search
+BRANCH_PREFIX_CELLS = 40_000_000  # ... while a stage's prefixes × instances fit; beyond, it gives up (beam's answer)
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin (the most promising)
+SET_KEYS = 200_000  # ... nearest the hull per bin and set of providers used while bins × sets are at most this
 DEFAULT_BEAM_DEPTH = 6  # ... over cascades of at most this many stages unless a depth is given
 SWEEP_BYTES = 16 * 2**20  # one (prefixes × steps) array of a sweep
 MIX_TOLERANCE = 1e-9  # a partner with at most this share of customers is float noise of the hull reading: no mix
@@ -105,7 +108,8 @@ class _Plan:
     bins: int | None
     depth: int
     branch: bool
-    first: frozenset[int] | None = None
+    top: float  # the highest target solve rate: what lies beyond only matters through C(u ≤ top)
+    first: frozenset[int] | None = None  # the providers a first stage may use (None: any)
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,27 +152,31 @@ def exact_search(
     `EXHAUSTIVE_CASCADES` cascades exist, else a branch and bound (proven optimum) when
     cascades have at most `BRANCH_DEPTH` stages, else a beam search over `DEFAULT_BEAM` bins
     and at most `DEFAULT_BEAM_DEPTH` stages (unless `max_depth` says otherwise).
-    `branch=True` forces branch and bound (unless a beam width is given). `method` of the
-    result says which search ran and whether its optimum is proven.
+    `branch=True` forces branch and bound (unless a beam width is given); it starts from the
+    hull of a beam search and proves C(u) at the given levels (it closes what cannot change
+    C(u) at any u up to the highest level, see `bounds.Target`). `method` of the result says
+    which search ran and whether its optimum is proven.
     """
     levels = np.asarray(levels, dtype=float)
     if levels.ndim != 1 or levels.size == 0:
         raise AnalysisError("give at least one target solve rate")
-    return exact_hull(outcomes, orders=orders, beam_width=beam_width, max_depth=max_depth, branch=branch).result(
-        outcomes, levels
+    found = exact_hull(
+        outcomes, top=float(levels.max()), orders=orders, beam_width=beam_width, max_depth=max_depth, branch=branch
     )
+    return found.result(outcomes, levels)
 
 
 def exact_hull(
     outcomes: Outcomes,
     *,
+    top: float,
     orders: Orders = None,
     beam_width: int | None = None,
     max_depth: int | None = None,
     branch: bool | None = None,
     first: Sequence[int] | None = None,
 ) -> SearchHull:
-    """The hull of the cascades `exact_search` meets, with the same options.
+    """The hull of the cascades `exact_search` meets, with the same options; `top` is its highest level.
 
     `first`: only cascades whose first stage is one of these provider columns (one part of a
     partitioned search). The search still runs as it would over every cascade (exhaustive, branch
@@ -182,6 +190,7 @@ def exact_hull(
     allowed = _allowed_sequences(outcomes, orders)
     tables = [FailureTable(outcomes.n[:, p], outcomes.s[:, p]) for p in range(outcomes.n_providers)]
     steps = [Breakpoints.of(outcomes, p, tables[p]) for p in range(outcomes.n_providers)]
+    joint = FailureTables(tables)
     depth = min(max_depth or outcomes.n_providers, outcomes.n_providers)
     counts = _cascade_counts([len(s.caps) for s in steps], allowed, outcomes.n_providers)
     total = sum(counts[:depth])
@@ -190,19 +199,23 @@ def exact_hull(
         and max(counts[: depth - 1], default=0) * outcomes.n_instances <= EXHAUSTIVE_PREFIX_CELLS
     )
     if beam_width is not None:
-        plan = _Plan(beam_width, depth, False)
+        plan = _Plan(beam_width, depth, False, top)
     elif branch or (not fits and depth <= BRANCH_DEPTH):
-        plan = _Plan(None, depth, True)
+        plan = _Plan(None, depth, True, top)
     elif fits:
-        plan = _Plan(None, depth, False)
+        plan = _Plan(None, depth, False, top)
     else:  # a beam search; unless told otherwise, of cascades of at most DEFAULT_BEAM_DEPTH stages
         depth = min(max_depth or DEFAULT_BEAM_DEPTH, depth)
         total = sum(counts[:depth])
-        plan = _Plan(DEFAULT_BEAM, depth, False)
+        plan = _Plan(DEFAULT_BEAM, depth, False, top)
     if first is not None and not all(0 <= p < outcomes.n_providers for p in first):
         raise AnalysisError(f"first-stage providers must be columns 0 … {outcomes.n_providers - 1}, got {list(first)}")
     plan = replace(plan, first=None if first is None else frozenset(first))
-    hull, evaluated, beam_from = _search(outcomes, steps, tables, allowed, plan)
+    start, warm = None, 0
+    if plan.branch:  # a beam search first: its hull closes prefixes from the start
+        start, warm, _ = _search(outcomes, steps, joint, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False))
+    hull, evaluated, gave_up = _search(outcomes, steps, joint, allowed, plan, start)
+    evaluated += warm
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
     if first is not None:
         scope += ", first stage " + " or ".join(outcomes.providers[p] for p in sorted(set(first)))
@@ -210,21 +223,25 @@ def exact_hull(
         scope += f", at most {depth} stage{'s' if depth > 1 else ''}"
     if plan.bins is None and not plan.branch:
         method = f"exact caps, exhaustive: all {evaluated:,} cascades over {scope}; lower convex hull"
-    elif plan.bins is None and beam_from is None:
+    elif plan.bins is None and gave_up is None:
         method = (
             f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated, "
             f"the others closed by a lower bound on completing their prefix, over {scope}; lower convex hull"
         )
     else:
         bins = plan.bins or DEFAULT_BEAM
-        switch = "" if beam_from is None else f"branch and bound, then from stage {beam_from + 1} "
-        method = (
-            f"exact caps, {switch}beam search (not exhaustive): per stage the prefix nearest the hull in each of "
-            f"{bins} solve-rate bins for each last provider, at most {bins * BEAM_PER_BIN} of them (those whose "
-            f"completion bound dips furthest below the hull); {evaluated:,} of {total:.3g} cascades over {scope}; "
-            "lower convex hull"
+        note = (
+            ""
+            if gave_up is None
+            else f"; a branch and bound from its hull met too many prefixes to extend to stage {gave_up + 1}"
         )
-    return SearchHull(hull, method, evaluated, plan.bins is None and beam_from is None)
+        method = (
+            f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "
+            f"solve-rate bins for each set of providers used (each last provider when those are many), at most "
+            f"{bins * BEAM_PER_BIN} of them (those whose completion bound dips furthest below the hull){note}; "
+            f"{evaluated:,} of {total:.3g} cascades over {scope}; lower convex hull"
+        )
+    return SearchHull(hull, method, evaluated, plan.bins is None and gave_up is None)
 
 
 def _allowed_sequences(outcomes: Outcomes, orders: Orders) -> set[tuple[int, ...]] | None:
@@ -264,24 +281,33 @@ def _cascade_counts(groups: list[int], allowed: set[tuple[int, ...]] | None, n_p
 def _search(
     outcomes: Outcomes,
     steps: list[Breakpoints],
-    tables: list[FailureTable],
+    tables: FailureTables,
     allowed: set[tuple[int, ...]] | None,
     plan: _Plan,
+    start: _Points | None = None,
 ) -> tuple[_Points, int, int | None]:
-    """The hull of every cascade met (vertices by increasing solve), how many were evaluated, and the stage
-    from which a branch and bound had to continue as a beam search (None: it did not)."""
+    """The hull of every cascade met (vertices by increasing solve), how many were evaluated, and the stage at
+    which a branch and bound gave up, its open prefixes outgrowing memory (None: it did not). `start`: cascades
+    the hull begins with."""
     n_p = outcomes.n_providers
     width = plan.depth  # stage columns: one per stage a cascade may have
     hull = _Points(np.zeros(1), np.zeros(1), np.full((1, width), -1), np.zeros((1, width)), np.full(1, -1))  # none
     prefixes, fail, evaluated = hull, np.ones((1, outcomes.n_instances)), 0
+    if start is not None:
+        hull = _Points.joined([hull, replace(start, parent=np.full(len(start.solve), -1))]).hull()
     top = float(np.any(outcomes.s > 0, axis=1).mean())  # > 0 once there is any step to sweep
     bound = CompletionBound.of(outcomes) if plan.branch else None
     ranking = bound or CompletionBound.of(outcomes)
-    bins, beam_from = plan.bins, None
+    least = ranking.least_at(plan.top, outcomes.n_instances, plan.depth)  # ≤ the final C(top)
+    bins = plan.bins
     for depth in range(plan.depth):
         last, held = depth == plan.depth - 1, 0
         kept: list[_Points] = []
-        limits = None if bound is None or last else _child_limits(bound, prefixes, fail, hull, plan.depth - depth)
+        parent_set, n_sets = np.zeros(len(prefixes.solve), np.int64), 1
+        if bins is not None and top > 0:
+            parent_set, n_sets = _provider_sets(prefixes.stages[:, :depth], bins * BEAM_PER_BIN / top * n_p)
+        target = Target(hull.solve, hull.spend, plan.top, least)
+        limits = None if bound is None or last else _child_limits(bound, prefixes, fail, target, plan.depth - depth)
         for sweep in _sweeps(prefixes, fail, steps, allowed, depth, plan.first):
             evaluated += sweep.solve.size
             solve, spend = sweep.solve.ravel(), sweep.spend.ravel()
@@ -295,77 +321,94 @@ def _search(
             else:  # children the parent's completion bound already closes are dropped here
                 row = np.repeat(sweep.rows, sweep.solve.shape[1])
                 keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
-            if bins is None and bound is not None and (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
-                bins, beam_from = DEFAULT_BEAM, depth + 1  # too many open prefixes to keep them all: beam from here
-                kept = [_thinned(part, depth, bins * BEAM_PER_BIN / top, n_p, hull) for part in kept]
-            if bins is not None:
-                near = _nearest(solve[keep], spend[keep], floor[keep], sweep.q, bins * BEAM_PER_BIN / top, n_p)
+            if bound is not None and (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
+                return hull, evaluated, depth + 1  # too many prefixes to keep them all: give up here
+            if bins is not None:  # per solve bin and set of providers (or last provider)
+                sets = np.repeat(parent_set[sweep.rows] * n_p + sweep.q, sweep.solve.shape[1])[keep]
+                near = _nearest(solve[keep], spend[keep], floor[keep], sets, bins * BEAM_PER_BIN / top, n_sets * n_p)
                 keep = keep[near]
             kept.append(sweep.points(keep))
             held += keep.size
         if not kept:
             break
         prefixes = _Points.joined(kept)
+        if bound is not None:
+            target = Target(hull.solve, hull.spend, plan.top, least)
+            opened = _open(bound, prefixes, fail, tables, outcomes, depth, target, plan.depth - depth - 1)
+            if opened is None:  # too many open prefixes to keep them all: give up here
+                return hull, evaluated, depth + 1
+            prefixes, fail = opened
+            if len(prefixes.solve) == 0:
+                break
+            prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
+            continue
         if bins is not None:
             floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
             fine = bins * BEAM_PER_BIN / top
-            near = _nearest(prefixes.solve, prefixes.spend, floor, prefixes.stages[:, depth], fine, n_p)
+            sets, n_sets = _provider_sets(prefixes.stages[:, : depth + 1], fine)
+            if sets.max(initial=0) == 0:  # too many sets: per last provider
+                sets, n_sets = prefixes.stages[:, depth], n_p
+            near = _nearest(prefixes.solve, prefixes.spend, floor, sets, fine, n_sets)
             prefixes = prefixes.take(near)
             if len(near) > bins * BEAM_PER_BIN:  # the most promising by their completion bound
-                fail = _extended(prefixes, fail, tables, outcomes, depth)
                 coarse = _nearest(
                     prefixes.solve, prefixes.spend, floor[near], prefixes.stages[:, depth], bins / top, n_p
                 )
-                rank = _promise(
-                    ranking, prefixes, fail, hull, floor[near], plan.depth - depth - 1, coarse, bins * BEAM_PER_BIN // 2
-                )
+                target = Target.of(hull.solve, hull.spend)  # the hull itself: reaching past its top ranks first
+                slack = _slack(ranking, prefixes, fail, tables, outcomes, depth, target, plan.depth - depth - 1)
+                rank = _promise(slack, prefixes.spend, floor[near], coarse, bins * BEAM_PER_BIN // 2)
                 prefixes = prefixes.take(rank[: bins * BEAM_PER_BIN])
-                fail = fail[rank[: bins * BEAM_PER_BIN]]
+                fail = _extended(prefixes, fail, tables, outcomes, depth)
                 prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
                 continue
         fail = _extended(prefixes, fail, tables, outcomes, depth)
-        if bound is not None:
-            open_ = _open(bound, prefixes, fail, hull, plan.depth - depth - 1)
-            prefixes, fail = prefixes.take(open_), fail[open_]
-        if len(prefixes.solve) == 0:
-            break
         prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
-    return hull, evaluated, beam_from
+    return hull, evaluated, None
 
 
-def _thinned(points: _Points, depth: int, per_solve: float, n_p: int, hull: _Points) -> _Points:
-    """The points nearest the hull per solve-rate bin and last provider (a beam's cut of kept prefixes)."""
-    floor = np.interp(points.solve, hull.solve, hull.spend, right=np.inf)
-    return points.take(_nearest(points.solve, points.spend, floor, points.stages[:, depth], per_solve, n_p))
+def _provider_sets(stages: Index, per_solve: float) -> tuple[Index, int]:
+    """Which set of providers each row of `stages` uses (ids 0 … n − 1) and n; all 0 (and n = 1) when
+    `per_solve` keys per set would exceed `SET_KEYS`."""
+    _, which = np.unique(np.sort(stages, axis=1), axis=0, return_inverse=True)
+    n_sets = int(which.max(initial=0)) + 1
+    if n_sets * per_solve > SET_KEYS:
+        return np.zeros(len(stages), np.int64), 1
+    return which.ravel(), n_sets
 
 
-def _promise(
+def _slack(
     bound: CompletionBound,
     prefixes: _Points,
     fail: Array,
-    hull: _Points,
-    floor: Array,
+    tables: FailureTables,
+    outcomes: Outcomes,
+    depth: int,
+    target: Target,
     remaining: int,
-    first: Index,
-    half: int,
-) -> Index:
-    """Prefixes from the most promising: the furthest their completion bound dips below the hull (any
-    providers may follow), then the nearest the hull, except that the `half` most promising of rows `first`
-    go first; closed ones are left out."""
+) -> Array:
+    """The completion bound's slack (`CompletionBound.slack`, any providers may follow) of each prefix, whose
+    unsolved chances are made from their parents' (`fail`) a chunk at a time."""
     slack = np.empty(len(prefixes.solve))
     chunk = max(1, CELLS // max(fail.shape[1], 1))
     for start in range(0, len(slack), chunk):
-        part = slice(start, start + chunk)
-        slack[part] = bound.slack(
-            prefixes.solve[part],
-            prefixes.spend[part],
-            fail[part],
+        part = prefixes.take(np.arange(start, min(start + chunk, len(slack))))
+        slack[start : start + chunk] = bound.slack(
+            part.solve,
+            part.spend,
+            _extended(part, fail, tables, outcomes, depth),
             np.zeros(0, np.int64),
             max(remaining, 1),
-            (hull.solve, hull.spend),
+            target,
         )
+    return slack
+
+
+def _promise(slack: Array, spend: Array, floor: Array, first: Index, half: int) -> Index:
+    """Prefixes from the most promising: the lowest `slack` (the furthest their completion bound dips below the
+    hull), then the nearest the hull (`floor`: the hull at their solve rates), except that the `half` most
+    promising of rows `first` go first; closed ones are left out."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.where(floor > 0, prefixes.spend / floor - 1.0, 0.0)
+        gap = np.where(floor > 0, spend / floor - 1.0, 0.0)
     order = np.lexsort((gap, slack))
     order = order[slack[order] < -CLOSE_TOLERANCE]
     chosen = np.isin(order, first)
@@ -376,44 +419,58 @@ def _promise(
 def _groups(prefixes: _Points, depth: int) -> Iterator[tuple[Index, Index]]:
     """Rows of prefixes that use the same providers (first `depth` stages), with those providers."""
     sequences, which = np.unique(np.sort(prefixes.stages[:, :depth], axis=1), axis=0, return_inverse=True)
-    which = which.ravel()
+    order = np.argsort(which.ravel(), kind="stable")
+    ends = np.cumsum(np.bincount(which.ravel(), minlength=len(sequences)))
     for k, used in enumerate(sequences):
-        yield np.flatnonzero(which == k), used[used >= 0]
+        yield order[(ends[k - 1] if k else 0) : ends[k]], used[used >= 0]
 
 
-def _child_limits(bound: CompletionBound, prefixes: _Points, fail: Array, hull: _Points, remaining: int) -> Array:
+def _child_limits(bound: CompletionBound, prefixes: _Points, fail: Array, target: Target, remaining: int) -> Array:
     """Per prefix and solve-rate cell, the spend at or above which a child is closed (see `child_thresholds`)."""
     limits = np.empty((len(prefixes.solve), GRID + 1))
     depth = int((prefixes.stages >= 0).sum(axis=1).max(initial=0))
     for rows, used in _groups(prefixes, depth):
-        limits[rows] = bound.child_thresholds(fail[rows], used, remaining, (hull.solve, hull.spend))
+        limits[rows] = bound.child_thresholds(fail[rows], used, remaining, target)
     return limits
 
 
-def _open(bound: CompletionBound, prefixes: _Points, fail: Array, hull: _Points, remaining: int) -> Index:
-    """The prefixes some completion of at most `remaining` stages may still improve the hull with."""
+def _open(
+    bound: CompletionBound,
+    prefixes: _Points,
+    fail: Array,
+    tables: FailureTables,
+    outcomes: Outcomes,
+    depth: int,
+    target: Target,
+    remaining: int,
+) -> tuple[_Points, Array] | None:
+    """The prefixes some completion of at most `remaining` stages may still improve the hull with, and their
+    unsolved chances (made from their parents' `fail` a chunk at a time); None if those do not fit in
+    `BRANCH_PREFIX_CELLS`."""
     if remaining <= 0:
-        return np.zeros(0, dtype=np.int64)
-    keep = np.zeros(len(prefixes.solve), dtype=bool)
-    depth = int((prefixes.stages >= 0).sum(axis=1).max(initial=0))
+        return prefixes.take(np.zeros(0, np.int64)), np.zeros((0, fail.shape[1]))
+    rows_kept, fails, cells = [], [], 0
     chunk = max(1, CELLS // max(fail.shape[1], 1))
-    for rows, used in _groups(prefixes, depth):
+    for rows, used in _groups(prefixes, depth + 1):
         for start in range(0, rows.size, chunk):
-            part = rows[start : start + chunk]
-            keep[part] = bound.open_prefixes(
-                prefixes.solve[part], prefixes.spend[part], fail[part], used, remaining, (hull.solve, hull.spend)
-            )
-    return np.flatnonzero(keep)
+            part = prefixes.take(rows[start : start + chunk])
+            extended = _extended(part, fail, tables, outcomes, depth)
+            keep = bound.open_prefixes(part.solve, part.spend, extended, used, remaining, target)
+            rows_kept.append(rows[start : start + chunk][keep])
+            fails.append(extended[keep])
+            cells += fails[-1].size
+            if cells > BRANCH_PREFIX_CELLS:
+                return None
+    index = np.concatenate(rows_kept) if rows_kept else np.zeros(0, np.int64)
+    return prefixes.take(index), np.concatenate(fails) if fails else np.zeros((0, fail.shape[1]))
 
 
-def _extended(prefixes: _Points, fail: Array, tables: list[FailureTable], outcomes: Outcomes, depth: int) -> Array:
+def _extended(prefixes: _Points, fail: Array, tables: FailureTables, outcomes: Outcomes, depth: int) -> Array:
     """Each prefix's chance (K, I) of leaving each instance unsolved: its parent's, times its last stage's F(k)."""
-    out = fail[prefixes.parent]
     last = prefixes.stages[:, depth]
-    for q in np.unique(last):
-        rows = np.flatnonzero(last == q)
-        k = attempts_within(prefixes.caps[rows, depth][:, None], outcomes.cost[None, :, q])
-        out[rows] *= tables[q].at(k)
+    k = attempts_within(prefixes.caps[:, depth, None], outcomes.cost.T[last])
+    out = tables.at(last, k)
+    out *= fail[prefixes.parent]
     return out
 
 

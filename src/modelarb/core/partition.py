@@ -42,6 +42,7 @@ class _SearchTask:
     beam_width: int | None
     max_depth: int | None
     branch: bool | None
+    top: float
 
 
 def first_stage_parts(outcomes: Outcomes, parts: int) -> list[tuple[int, ...]]:
@@ -71,10 +72,12 @@ def partitioned_hull(
     beam_width: int | None = None,
     max_depth: int | None = None,
     branch: bool | None = None,
+    top: float,
 ) -> SearchHull:
-    """The merged hull of the parts' searches (options as `exact_search`), with a `method` saying how."""
+    """The merged hull of the parts' searches (options as `exact_search`; `top`, the highest level), with a
+    `method` saying how."""
     groups = first_stage_parts(outcomes, partition.parts or DEFAULT_PARTS)
-    task = _SearchTask(outcomes, orders, beam_width, max_depth, branch)
+    task = _SearchTask(outcomes, orders, beam_width, max_depth, branch, top)
     hulls = in_order(partition.executor, _search_part, task, [(group,) for group in groups])
     proven = all(h.proven for h in hulls)
     method = (
@@ -101,7 +104,13 @@ def partitioned_search(
     if levels.ndim != 1 or levels.size == 0:
         raise AnalysisError("give at least one target solve rate")
     found = partitioned_hull(
-        outcomes, partition, orders=orders, beam_width=beam_width, max_depth=max_depth, branch=branch
+        outcomes,
+        partition,
+        orders=orders,
+        beam_width=beam_width,
+        max_depth=max_depth,
+        branch=branch,
+        top=float(levels.max()),
     )
     return found.result(outcomes, levels)
 
@@ -110,6 +119,7 @@ def _search_part(task: _SearchTask, first: tuple[int, ...]) -> SearchHull:
     """One part: the cascades whose first stage is one of `first`."""
     return exact_hull(
         task.outcomes,
+        top=task.top,
         orders=task.orders,
         beam_width=task.beam_width,
         max_depth=task.max_depth,

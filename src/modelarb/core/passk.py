@@ -82,3 +82,18 @@ class FailureTable:
         """F_i(k[..., i]) for attempt counts k (..., I); negative counts read F(0), infinite ones the last value."""
         j = np.minimum(np.maximum(np.asarray(k, float), 0.0), self.last)
         return self.values[self.start + j.astype(np.int64)]
+
+
+class FailureTables:
+    """The failure tables of every provider in one array: F_iq(k) for rows of providers q at once."""
+
+    def __init__(self, tables: list[FailureTable]) -> None:
+        sizes = np.cumsum([0] + [len(table.values) for table in tables])
+        self.values = np.concatenate([table.values for table in tables]) if tables else np.zeros(0)
+        self.start = np.array([table.start + base for table, base in zip(tables, sizes, strict=False)])
+        self.last = np.array([table.last for table in tables])
+
+    def at(self, q: NDArray[np.int64], k: NDArray[np.float64]) -> NDArray[np.float64]:
+        """F of provider q[r] on every instance at attempt counts k[r] (R, I), read as `FailureTable.at`."""
+        j = np.minimum(np.maximum(k, 0.0), self.last[q])
+        return self.values[self.start[q] + j.astype(np.int64)]

@@ -96,3 +96,16 @@ def test_paper_grids_are_unchanged() -> None:
         settings_ = paper.PaperSettings.for_unit(unit)
         want = stage_caps_one_by_one(stages, *settings_.stages, total=settings_.total)
         np.testing.assert_array_equal(settings_.stage_caps(stages), want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(market=markets(), data=st.data())
+def test_levels_read_in_blocks_choose_as_all_at_once(market: Outcomes, data: st.DataObject) -> None:
+    budgets = BudgetGrid(1e-3, 1.0, 40).budgets
+    curves = pass_curves(market, budgets)
+    caps = data.draw(cap_grids(market.n_providers))
+    levels = np.array(data.draw(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=12)))
+    whole = cap_grid_costs(curves, budgets, caps, levels).cheapest()
+    blocks = paper._cheapest(curves, budgets, caps, levels, cells=data.draw(st.integers(1, 8)))
+    np.testing.assert_array_equal(blocks[0], whole[0])
+    np.testing.assert_array_equal(blocks[1], whole[1])

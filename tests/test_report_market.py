@@ -238,8 +238,8 @@ def test_readme_report_block_on_the_paper_pair(paper_data: Path, tmp_path: Path)
 
 BAD_INPUT = {
     "unknown provider": (["--providers", "prover-small,nope"], "unknown provider 'nope'"),
-    "out is a file": (["--out", "{file}"], "is a file"),
-    "out under a file": (["--out", "{file}/report"], "is a file, not a folder"),
+    "out is a file": (["--out", "{file}"], "is a file; name a folder"),
+    "out under a file": (["--out", "{file}/report"], "is not a folder you can write to"),
     "entrant not a provider": (["--entrant", "nobody"], "--entrant 'nobody' is not among the providers"),
     "entrant outside --providers": (["--providers", "prover-small", "--entrant", "prover-large"], "not among"),
     "one fold": (["--folds", "1"], "--folds 1"),

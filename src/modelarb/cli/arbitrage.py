@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -15,8 +16,6 @@ from modelarb.cli import options, search_options
 from modelarb.cli.levels import MAX_LEVELS, ROUNDING, default_levels, levels_option, parse_levels, solve_rate_grid
 from modelarb.cli.output import console, console_err, mix_shares, money, percent, table, write_json
 from modelarb.errors import AnalysisError
-
-ARBITRAGEUR_ONLY = "no market price; arbitrageur only"  # as modelarb.core.beyond says it
 
 if TYPE_CHECKING:  # the analysis layers load scipy: commands import them when they run
     from modelarb.core.beyond import BeyondMarket
@@ -129,7 +128,11 @@ def arbitrage(
     workers: int | None = search_options.WorkersOption,
     parts: int | None = search_options.PartsOption,
     folds: int = typer.Option(
-        5, "--folds", min=0, help="Folds over instances of the cross-validated margin at the best level; 0 skips it."
+        5,
+        "--folds",
+        min=0,
+        help="Folds over instances of the cross-validated margin at the best level; 0 skips it.",
+        callback=options.fold_count,
     ),
     wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
@@ -171,10 +174,12 @@ def arbitrage(
 
     chosen = scheme_of(scheme)
     split = search_options.partition(cluster, workers, parts, chosen)
-    outcomes = grid_market(options.market(data, providers, unit), chosen, providers)
-    grid, above_levels = split_levels(levels, outcomes, chosen)
+    market = options.market(data, providers, unit)
+    options.check_folds(folds, market.n_instances)
+    outcomes = grid_market(market, chosen, providers)
+    grid, above_levels = split_levels(levels, market, outcomes, chosen)
+    exact = replace(search_options.exact_settings(beam_width, max_depth, orders), partition=split)
     with console_err.status(f"searching cascades ({chosen} scheme) …"):
-        exact = search_options.exact_settings(beam_width, max_depth, orders)
         result = search(
             outcomes,
             grid,
@@ -184,7 +189,7 @@ def arbitrage(
             max_depth=exact.max_depth,
             partition=split,
         )
-        above = beyond_market(outcomes, above_levels)
+        above = beyond_market(market, above_levels, exact=exact)  # the whole market, even if the grid's is cut
     print_result(result, outcomes)
     print_beyond(above, outcomes.unit)
     checked = None
@@ -216,9 +221,10 @@ def grid_market(outcomes: Outcomes, scheme: Scheme, providers: str | None) -> Ou
 
 
 def split_levels(
-    spec: str | None, outcomes: Outcomes, scheme: Scheme
+    spec: str | None, market: Outcomes, outcomes: Outcomes, scheme: Scheme
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
-    """`--levels` split at the best single provider's solve rate: the levels with a market price, and those
+    """`--levels` split at the best single provider's solve rate in `market` (exact, whatever the scheme): the
+    levels with a market price, searched over `outcomes` (the market, or the paper grid's cut of it), and those
     above it (None: the default range above the market). Levels above every cascade are refused."""
     from modelarb.core.beyond import best_cascade_solve_rate
     from modelarb.core.search import best_solve_rate
@@ -226,10 +232,10 @@ def split_levels(
     if spec is None:
         return solve_rate_grid(None, outcomes, scheme), None
     parsed = parse_levels(spec)
-    best = best_solve_rate(outcomes, scheme)
+    best = best_solve_rate(market, "exact")
     if parsed.stop is None or parsed.stop <= best + ROUNDING:
         return solve_rate_grid(spec, outcomes, scheme), None
-    top = best_cascade_solve_rate(outcomes)
+    top = best_cascade_solve_rate(market)
     if parsed.stop > top + 1e-9 or parsed.start <= 0:
         start = parsed.start if 0 < parsed.start < best else best / 2
         raise AnalysisError(
@@ -255,6 +261,8 @@ def split_levels(
 
 def print_beyond(above: BeyondMarket, unit: str) -> None:
     """What the arbitrageur alone sells above the best single provider (a few levels), or that nobody does."""
+    from modelarb.core.beyond import ARBITRAGEUR_ONLY
+
     console.print(above.message(unit), highlight=False)
     result = above.result
     if result is None or not len(result.levels):

@@ -57,6 +57,19 @@ def output_folder(path: Path) -> Path:
     return path
 
 
+def fold_count(folds: int) -> int:
+    """Typer callback: 0 skips cross-validation; otherwise at least 2 folds."""
+    if folds == 1:
+        raise ModelarbError("--folds 1 leaves nothing to fit on; give at least 2 folds, or 0 to skip cross-validation")
+    return folds
+
+
+def check_folds(folds: int, n_instances: int) -> None:
+    """Folds must not outnumber the market's instances (checked right after loading, before any search)."""
+    if folds > n_instances:
+        raise ModelarbError(f"--folds {folds}: the market has only {n_instances} instances to split")
+
+
 def unit_name(unit: str | None) -> str | None:
     """Typer callback: a cost unit is a non-empty name."""
     if unit is not None and not unit.strip():

@@ -45,7 +45,13 @@ MaxPriceOption = typer.Option(
     help="Fit the highest solve rate whose expected cost per task is at most this (in the data's cost unit).",
     show_default=False,
 )
-FoldsOption = typer.Option(5, "--folds", min=0, help="Folds of the cross-validated margin over instances (0: skip it).")
+FoldsOption = typer.Option(
+    5,
+    "--folds",
+    min=0,
+    help="Folds of the cross-validated margin over instances (0: skip it).",
+    callback=options.fold_count,
+)
 PlanArgument = typer.Argument(..., help="A plan file written by `modelarb plan fit`.", dir_okay=False)
 
 
@@ -124,14 +130,16 @@ def fit_plan(
             "--robust fits a --target-solve-rate in the exact scheme and needs --folds of at least 2 "
             "(e.g. --target-solve-rate 0.74 --folds 5)"
         )
-    from modelarb.core.beyond import best_single_solve_rate
+
+    from modelarb.core.search import best_solve_rate
 
     outcomes = options.market(data, providers, unit)
+    options.check_folds(folds, outcomes.n_instances)
     if levels is None:
         note_cutoffs(outcomes, chosen)
     if target_solve_rate is not None and not 0 < target_solve_rate <= 1:
         raise AnalysisError(f"solve rates must lie in (0, 1]; --target-solve-rate is {target_solve_rate:g}")
-    if target_solve_rate is not None and target_solve_rate > best_single_solve_rate(outcomes):
+    if target_solve_rate is not None and target_solve_rate > best_solve_rate(outcomes, "exact"):
         _print_beyond_market(outcomes, target_solve_rate, output)
         return
     if robust:

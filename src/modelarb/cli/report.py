@@ -3,7 +3,6 @@ cascades, revenue shares, entry)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -17,29 +16,8 @@ from modelarb.errors import ModelarbError
 DEFAULT_OUT = Path("modelarb-market-report")
 
 
-def report_folder(path: Path) -> Path:
-    """Typer callback: the report's folder must be a folder we can create or write into, checked before any work."""
-    if path.exists() and not path.is_dir():
-        raise ModelarbError(f"--out {path} is a file; give a folder for the report (it will hold report.html)")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ModelarbError(f"cannot create --out {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ModelarbError(f"cannot write into --out {path}: permission denied on {existing}; name another folder")
-    return path
-
-
-def fold_count(folds: int) -> int:
-    """Typer callback: 0 skips cross-validation; otherwise at least 2 folds."""
-    if folds == 1:
-        raise ModelarbError("--folds 1 leaves nothing to fit on; give at least 2 folds, or 0 to skip cross-validation")
-    return folds
-
-
 OutOption = typer.Option(
-    DEFAULT_OUT, "--out", help="Folder to write report.html into (created if needed).", callback=report_folder
+    DEFAULT_OUT, "--out", help="Folder to write report.html into (created if needed).", callback=options.output_folder
 )
 EntrantOption = typer.Option(
     None,
@@ -52,7 +30,7 @@ FoldsOption = typer.Option(
     "--folds",
     min=0,
     help="Folds over instances of the cross-validated margins (0: skip cross-validation).",
-    callback=fold_count,
+    callback=options.fold_count,
 )
 
 
@@ -98,8 +76,7 @@ def report(
     outcomes = options.market(data, providers, unit)
     check_entrant(entrant, outcomes.providers)
     chosen = scheme_of(scheme)
-    if folds > outcomes.n_instances:
-        raise ModelarbError(f"--folds {folds}: the market has only {outcomes.n_instances} instances to split")
+    options.check_folds(folds, outcomes.n_instances)
     if chosen == "paper" and folds and outcomes.n_providers > MAX_GRID_STAGES:
         raise ModelarbError(
             f"the paper scheme fits cascades over at most {MAX_GRID_STAGES} providers, and cross-validation fits over "

@@ -88,7 +88,7 @@ def reproduce(
     if scheme not in SCHEMES:
         raise ModelarbError(f"--scheme {scheme!r} is not a scheme; choose one of {', '.join(SCHEMES)}")
     if cluster is not None:
-        executor_for(cluster=cluster)  # a malformed address fails now, not after the first experiments
+        executor_for(cluster=cluster, check=True)  # a bad or silent address fails now, before any experiment
     started = time.perf_counter()
     paper = PaperData(paper_data_root(data))
     settings = Settings(scheme=cast("Scheme", scheme), cluster=cluster)

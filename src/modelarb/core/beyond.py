@@ -17,18 +17,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from modelarb.core.exact import exact_search
+from modelarb.core.partition import partitioned_search
 from modelarb.core.result import ArbitrageResult
+from modelarb.core.search import ExactSettings, best_solve_rate
+from modelarb.core.units import with_unit
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
 
 Array = NDArray[np.float64]
 DEFAULT_COUNT = 100
 ARBITRAGEUR_ONLY = "no market price; arbitrageur only"
-
-
-def best_single_solve_rate(outcomes: Outcomes) -> float:
-    """u_P: the highest solve rate one provider reaches with every recorded attempt."""
-    return float((outcomes.s > 0).mean(axis=0).max())
 
 
 def best_cascade_solve_rate(outcomes: Outcomes) -> float:
@@ -45,10 +43,6 @@ class BeyondMarket:
     best_cascade: float
     result: ArbitrageResult | None
 
-    @property
-    def exists(self) -> bool:
-        return self.result is not None
-
     def message(self, unit: str) -> str:
         """One sentence stating what can be sold above the market."""
         if self.result is None:
@@ -58,7 +52,7 @@ class BeyondMarket:
             )
         low = float(self.result.arbitrage_cost[0])
         high = float(self.result.arbitrage_cost[-1])
-        fmt = (lambda c: f"${c:.4f}") if unit == "USD" else (lambda c: f"{c:.4g} {unit}")
+        fmt = (lambda c: f"${c:.4f}") if unit == "USD" else (lambda c: with_unit(f"{c:.4g}", unit))
         return (
             f"above u = {self.best_single:.4f} (the best single provider's solve rate) up to "
             f"u = {self.best_cascade:.4f} (the best cascade's): {ARBITRAGEUR_ONLY}, at cost C_A(u) from "
@@ -80,16 +74,25 @@ class BeyondMarket:
         }
 
 
-def beyond_market(outcomes: Outcomes, levels: Array | None = None, count: int = DEFAULT_COUNT) -> BeyondMarket:
-    """C_A(u) above u_P: at `levels` (each in (u_P, u_A]), default `count` levels spaced up to u_A."""
-    single, top = best_single_solve_rate(outcomes), best_cascade_solve_rate(outcomes)
+def beyond_market(
+    outcomes: Outcomes, levels: Array | None = None, count: int = DEFAULT_COUNT, exact: ExactSettings | None = None
+) -> BeyondMarket:
+    """C_A(u) above u_P: at `levels` (each in (u_P, u_A]), default `count` levels spaced up to u_A, searched
+    with `exact` (orders, beam, depth, partition; default: the exact search's own)."""
+    single, top = best_solve_rate(outcomes, "exact"), best_cascade_solve_rate(outcomes)
     if levels is None:
         if top <= single + 0.5 / outcomes.n_instances:
             return BeyondMarket(single, top, None)
         levels = np.linspace(single, top, count + 1)[1:]
     levels = np.asarray(levels, dtype=float)
     check_beyond(levels, single, top)
-    return BeyondMarket(single, top, exact_search(outcomes, levels))
+    exact = exact or ExactSettings()
+    orders, width, depth = exact.orders, exact.beam_width, exact.max_depth
+    if exact.partition is None:  # not `search`, which keeps levels within the market's reach
+        found = exact_search(outcomes, levels, orders=orders, beam_width=width, max_depth=depth)
+    else:
+        found = partitioned_search(outcomes, levels, exact.partition, orders=orders, beam_width=width, max_depth=depth)
+    return BeyondMarket(single, top, found)
 
 
 def check_beyond(levels: Array, single: float, top: float) -> None:

@@ -116,8 +116,8 @@ class Validation:
     """How a plan was chosen and what its fitting procedure earns out of sample.
 
     `chosen` is the cross-validated margin of the procedure that made the plan (`label`);
-    `optimum` that of the in-sample optimum when the plan is not it (`plan fit --robust`),
-    else None; `rule` says how the plan was chosen, among `candidates` procedures.
+    `optimum` that of the in-sample optimum, which `plan fit --robust` compares the plan with
+    (None for a plain fit); `rule` says how the plan was chosen, among `candidates` procedures.
     """
 
     rule: str

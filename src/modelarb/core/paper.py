@@ -25,6 +25,7 @@ from modelarb.data.outcomes import USD, Outcomes
 
 Array = NDArray[np.float64]
 Selection = Literal["per_level", "mean_margin"]
+LEVEL_CELLS = 8_000_000  # (heads of caps × levels) cells of one block of levels: ~64 MB per array
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,18 @@ def best_solve_rate(outcomes: Outcomes, grid: BudgetGrid) -> float:
     return float(pass_curves(outcomes, grid.budgets).mean(axis=0).max())
 
 
+def _cheapest(
+    curves: Array, budgets: Array, caps: Array, levels: Array, cells: int = LEVEL_CELLS
+) -> tuple[Array, NDArray[np.int64]]:
+    """`cap_grid_costs(...).cheapest()` a block of levels at a time, so its (heads × levels) arrays stay within
+    `cells` cells; each level's choice is its own, so blocks change nothing."""
+    heads = len(np.unique(caps[:, :-1], axis=0)) if caps.shape[1] > 1 else 1
+    block = max(1, cells // heads)
+    found = [cap_grid_costs(curves, budgets, caps, levels[at : at + block]).cheapest()
+             for at in range(0, len(levels), block)]  # fmt: skip
+    return np.concatenate([cost for cost, _ in found]), np.concatenate([index for _, index in found])
+
+
 def grid_search(
     outcomes: Outcomes,
     levels: Array,
@@ -164,11 +177,10 @@ def grid_search(
     market = provider_costs.min(axis=0)
     stage_curves = curves[:, outcomes.provider_index(order), :]
 
-    costs = cap_grid_costs(stage_curves, budgets, caps, levels)
     if select == "per_level":
-        best_cost, best_index = costs.cheapest()
+        best_cost, best_index = _cheapest(stage_curves, budgets, caps, levels)
     else:
-        cost = costs.costs()
+        cost = cap_grid_costs(stage_curves, budgets, caps, levels).costs()
         with np.errstate(invalid="ignore"):
             score = (np.maximum(market - cost, 0.0) / market).mean(axis=1)
         best_row = int(np.argmax(score))

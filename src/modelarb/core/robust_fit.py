@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from modelarb.core.cascade import Cascade
-from modelarb.core.exact import exact_search
+from modelarb.core.exact import MIX_TOLERANCE, exact_search
 from modelarb.core.exact_curves import evaluate_cascades, provider_cost_curves
 from modelarb.core.holdout import DEFAULT_FOLDS, CrossValidated, Validation, cross_validate, serve_plan
 from modelarb.core.hull import lower_hull, read_hull
@@ -143,7 +143,7 @@ def quantised_search(outcomes: Outcomes, levels: Array, order: tuple[str, ...], 
     main = hull[np.where(right_main, reading.right, reading.left)]
     partner = hull[np.where(right_main, reading.left, reading.right)]
     share = np.where(right_main, 1.0 - reading.weight, reading.weight)
-    mixed = reading.reached & (share > 0) & (partner != main)
+    mixed = reading.reached & (share > MIX_TOLERANCE) & (partner != main)
     used = np.unique(np.concatenate([main[reading.reached], partner[mixed]]))
     position = {int(k): j for j, k in enumerate(used)}
     cascade_at = np.array([position[int(k)] if ok else -1 for k, ok in zip(main, reading.reached, strict=True)])

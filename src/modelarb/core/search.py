@@ -104,4 +104,9 @@ class ExactSettings:
     partition: Partition | None = None
 
     def given(self) -> bool:
-        return self.orders is not None or self.beam_width is not None or self.max_depth is not None
+        return (
+            self.orders is not None
+            or self.beam_width is not None
+            or self.max_depth is not None
+            or self.partition is not None
+        )

@@ -9,9 +9,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from modelarb.cli import options, search_options
-from modelarb.cli.output import console_err, percent, table, write_json
+from modelarb.cli.output import console, console_err, percent, table, write_json
 from modelarb.core.scales import is_paper_data
 from modelarb.data.domains import read_domain_map
+from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
 from modelarb.robust import (
     ACCOUNTINGS,
@@ -29,7 +30,17 @@ DEFAULT_BUDGETS = ",".join(f"{budget:g}" for budget in PAPER_FIT_BUDGETS)
 
 def robust(
     data: Path | None = options.DataOption,
-    providers: str | None = options.ProvidersOption,
+    providers: Annotated[
+        str | None,
+        typer.Option(
+            "--providers",
+            "-p",
+            help="The pair, comma-separated, in cascade order. Not two named: the pair is chosen from the data (the "
+            "two providers cheapest at the most of the default solve rates, exactly; if one is cheapest everywhere, "
+            "it and the other provider reaching the highest solve rate), cheapest attempt first, and said.",
+            show_default="chosen from every provider in --data",
+        ),
+    ] = None,
     unit: str | None = options.UnitOption,
     fit_domain: Annotated[str, typer.Option("--fit-domain", help="Domain the fit sample is bought from.")] = "all",
     eval_domain: Annotated[str, typer.Option("--eval-domain", help="Domain the fitted cascade serves.")] = "all",
@@ -81,8 +92,8 @@ def robust(
     Domains: all · a repository (e.g. django) · a name from --domains · prefix:<text> · not-<domain>.
 
     JSON keys (--json):
-    providers, fit_domain, eval_domain, fit_instances, eval_instances, accounting, evaluation, seed, bootstraps,
-    cost_unit;
+    providers, pair_choice (why the pair was chosen; null when named), fit_domain, eval_domain, fit_instances,
+    eval_instances, accounting, evaluation, seed, bootstraps, cost_unit;
     total_cap, fit_budgets and, per fit budget, mean, p5, p95 (evaluation margin) and mean_draws;
     margins, first_caps (fitted τ_1, null if no draw was bought), draws: (fit budgets × bootstraps).
     """
@@ -93,7 +104,7 @@ def robust(
     given = None if fit_budgets is None else options.positive_numbers(fit_budgets, "--fit-budgets", "1,10,100")
     mapping = read_domain_map(domains) if domains is not None else None
     runner = executor_for(executor, cluster, workers, check=True)
-    outcomes = options.market(data, providers, unit)
+    outcomes, reason = _pair_market(options.market(data, providers, unit), providers)
     scales = RobustScheme.for_market(outcomes)
     if not is_paper_data(outcomes):
         console_err.print(
@@ -145,4 +156,19 @@ def robust(
             )
         ],
     )
-    write_json(json_path, result.to_dict())
+    write_json(json_path, {**result.to_dict(), "pair_choice": reason})
+
+
+def _pair_market(outcomes: Outcomes, providers: str | None) -> tuple[Outcomes, str | None]:
+    """The market of the pair robust arbitrage fits: the named pair as given; else the pair `choose_pair` picks
+    from the data, printed with the reason (None when the pair was named)."""
+    from modelarb.cli.levels import default_levels
+    from modelarb.core.search import best_solve_rate
+    from modelarb.robust.pair import choose_pair
+
+    named = options.provider_list(providers)
+    if outcomes.n_providers < 2 or (named is not None and len(named) == 2):
+        return outcomes, None
+    choice = choose_pair(outcomes, default_levels(outcomes, best_solve_rate(outcomes, "exact")))
+    console.print(f"pair: {' → '.join(choice.providers)} ({choice.reason})", highlight=False)
+    return outcomes.select(list(choice.providers)), choice.reason

@@ -232,6 +232,13 @@ def test_robust_defaults_choose_the_pair(name: str, folders: dict[str, Path], ru
     assert data["total_cap"] != 1.0 and np.median(pair_costs) <= data["total_cap"] <= 100 * pair_costs.max()
 
 
+def test_robust_chooses_among_more_than_two_named(folders: dict[str, Path], run_cli: Run, tmp_path: Path) -> None:
+    named = ["model-29", "model-10", "model-03", "model-20"]
+    data = run_json(run_cli, tmp_path, "robust", "--data", str(folders["leaderboard"]), "-p", ",".join(named),
+                    "--bootstraps", "4", "--executor", "serial")  # fmt: skip
+    assert set(data["providers"]) < set(named) and len(data["providers"]) == 2 and data["pair_choice"]
+
+
 def test_paper_scheme_market_commands_on_the_leaderboard(
     folders: dict[str, Path], run_cli: Run, tmp_path: Path
 ) -> None:

@@ -35,9 +35,10 @@ def robust(
         typer.Option(
             "--providers",
             "-p",
-            help="The pair, comma-separated, in cascade order. Not two named: the pair is chosen from the data (the "
-            "two providers cheapest at the most of the default solve rates, exactly; if one is cheapest everywhere, "
-            "it and the other provider reaching the highest solve rate), cheapest attempt first, and said.",
+            help="The pair, comma-separated, in cascade order. None or more than two named: the pair is chosen from "
+            "them by the data, and printed with the reason: the two providers that are the cheapest single provider "
+            "at the most of `arbitrage`'s default solve rates (exact cost curves); if only one ever is, it and the "
+            "other provider reaching the highest solve rate; cheapest attempt first (at equal cost, higher pass@1).",
             show_default="chosen from every provider in --data",
         ),
     ] = None,
@@ -104,15 +105,17 @@ def robust(
     given = None if fit_budgets is None else options.positive_numbers(fit_budgets, "--fit-budgets", "1,10,100")
     mapping = read_domain_map(domains) if domains is not None else None
     runner = executor_for(executor, cluster, workers, check=True)
-    outcomes, reason = _pair_market(options.market(data, providers, unit), providers)
+    outcomes, reason = _pair_market(data, providers, unit)
     scales = RobustScheme.for_market(outcomes)
-    if not is_paper_data(outcomes):
+    paper = is_paper_data(outcomes)
+    if not paper:
         console_err.print(
             f"scales from the market's costs: budget grid {scales.grid.low:.3g} to {scales.grid.high:.3g} "
             f"{outcomes.unit}, total cap {scales.total_cap:.3g}, draws censored at {scales.censor_at:.3g}",
             highlight=False,
         )
-    budgets = list(given or (scales.fit_budgets(outcomes, accounting) if outcomes.n_providers == 2 else [1.0]))
+    derived = PAPER_FIT_BUDGETS if paper else scales.fit_budgets(outcomes, accounting)
+    budgets = list(given or (derived if outcomes.n_providers == 2 else [1.0]))
     with Progress(
         TextColumn("bootstraps"),
         BarColumn(),
@@ -159,16 +162,18 @@ def robust(
     write_json(json_path, {**result.to_dict(), "pair_choice": reason})
 
 
-def _pair_market(outcomes: Outcomes, providers: str | None) -> tuple[Outcomes, str | None]:
+def _pair_market(data: Path | None, providers: str | None, unit: str | None) -> tuple[Outcomes, str | None]:
     """The market of the pair robust arbitrage fits: the named pair as given; else the pair `choose_pair` picks
-    from the data, printed with the reason (None when the pair was named)."""
+    from the data, printed with the reason (None when the pair was named), loaded as if named (the instances both
+    providers have, not only those every provider has)."""
     from modelarb.cli.levels import default_levels
     from modelarb.core.search import best_solve_rate
     from modelarb.robust.pair import choose_pair
 
     named = options.provider_list(providers)
+    outcomes = options.market(data, providers, unit)
     if outcomes.n_providers < 2 or (named is not None and len(named) == 2):
         return outcomes, None
     choice = choose_pair(outcomes, default_levels(outcomes, best_solve_rate(outcomes, "exact")))
     console.print(f"pair: {' → '.join(choice.providers)} ({choice.reason})", highlight=False)
-    return outcomes.select(list(choice.providers)), choice.reason
+    return options.market(data, ",".join(choice.providers), unit), choice.reason

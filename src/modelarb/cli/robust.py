@@ -114,8 +114,9 @@ def robust(
             f"{outcomes.unit}, total cap {scales.total_cap:.3g}, draws censored at {scales.censor_at:.3g}",
             highlight=False,
         )
-    derived = PAPER_FIT_BUDGETS if paper else scales.fit_budgets(outcomes, accounting)
-    budgets = list(given or (derived if outcomes.n_providers == 2 else [1.0]))
+    if given is None and outcomes.n_providers == 2:
+        given = list(PAPER_FIT_BUDGETS if paper else scales.fit_budgets(outcomes, accounting))
+    budgets = list(given or [1.0])  # not a pair: `run` says so
     with Progress(
         TextColumn("bootstraps"),
         BarColumn(),

@@ -202,6 +202,64 @@ def test_robust_command(name: str, folders: dict[str, Path], run_cli: Run, tmp_p
                     "--bootstraps", "40", "--executor", "serial")  # fmt: skip
     means = np.array(data["mean"], dtype=float)
     assert np.all((means >= -1) & (means < 1))
+    assert data["providers"] == ROBUST_PAIR[name].split(",") and data["pair_choice"] is None
+
+
+@pytest.mark.parametrize("name", MARKETS)
+def test_robust_defaults_choose_the_pair(name: str, folders: dict[str, Path], run_cli: Run, tmp_path: Path) -> None:
+    """No pair named: the two providers cheapest at the most levels of the exact segmentation (as `market
+    revenue` reports it), cheapest attempt first, printed; the scales fit the pair's costs (not the paper's $1)."""
+    folder, out = str(folders[name]), tmp_path / "robust.json"
+    result = run_cli("robust", "--data", folder, "--bootstraps", "20", "--json", str(out))
+    assert result.code == 0, result.err
+    data = json.loads(out.read_text())
+    first, second = data["providers"]
+    assert f"pair: {first} → {second}" in flat(result.out) and flat(data["pair_choice"]) in flat(result.out)
+    outcomes, _ = load_market(folders[name])
+    mean_cost = outcomes.cost.mean(axis=0)
+    assert mean_cost[outcomes.providers.index(first)] <= mean_cost[outcomes.providers.index(second)]
+    segments = run_json(run_cli, tmp_path, "market", "revenue", "--data", folder)
+    levels = np.array(segments["revenue"]["levels"], dtype=float)
+    counts = {p: 0 for p in outcomes.providers}
+    for band in segments["segmentation"]["bands"]:
+        counts[band["provider"]] += int(((levels >= band["u_low"]) & (levels <= band["u_high"])).sum())
+    ranked = sorted(counts, key=lambda p: -counts[p])
+    assert {first, second} == set(ranked[:2]) if counts[ranked[1]] > 0 else ranked[0] in (first, second)
+    means, p5, p95 = (np.array(data[key], dtype=float) for key in ("mean", "p5", "p95"))
+    assert np.all(np.isfinite(means)) and np.all((means >= -1) & (means < 1)) and means.max() > 0
+    assert np.all(p5 <= means + 1e-12) and np.all(means <= p95 + 1e-12)
+    pair_costs = outcomes.select([first, second]).cost
+    assert data["total_cap"] != 1.0 and np.median(pair_costs) <= data["total_cap"] <= 100 * pair_costs.max()
+
+
+def test_robust_chooses_among_more_than_two_named(folders: dict[str, Path], run_cli: Run, tmp_path: Path) -> None:
+    named = ["model-29", "model-10", "model-03", "model-20"]
+    data = run_json(run_cli, tmp_path, "robust", "--data", str(folders["leaderboard"]), "-p", ",".join(named),
+                    "--bootstraps", "4", "--executor", "serial")  # fmt: skip
+    assert set(data["providers"]) < set(named) and len(data["providers"]) == 2 and data["pair_choice"]
+
+
+def test_paper_scheme_market_commands_on_the_leaderboard(
+    folders: dict[str, Path], run_cli: Run, tmp_path: Path
+) -> None:
+    """30 providers are more than the paper's cap grid holds: with default options the market commands search the
+    providers cheapest somewhere, say which, and give revenue shares that add up."""
+    folder, out = str(folders["leaderboard"]), tmp_path / "revenue.json"
+    result = run_cli("market", "revenue", "--data", folder, "--scheme", "paper", "--json", str(out))
+    assert result.code == 0, result.err
+    data = json.loads(out.read_text())
+    kept = data["arbitrage"]["providers"]
+    assert 2 <= len(kept) <= 4 and f"({', '.join(kept)})" in flat(result.err)
+    margin = np.array(data["arbitrage"]["margin"], dtype=float)
+    assert np.all((margin >= 0) & (margin < 1))
+    shares = np.array(list(data["revenue"]["shares_with"].values()), dtype=float)
+    np.testing.assert_allclose(shares.sum(axis=0), 1.0, atol=1e-9)
+    args = ("market", "entry", "--data", folder, "--scheme", "paper", "--entrant", "model-02")
+    entry = run_json(run_cli, tmp_path, *args)
+    assert len(entry["incumbents"]) <= 3 and "model-02" not in entry["incumbents"]
+    for when in ("before", "after"):
+        total = sum(v["average"] for v in entry["shares_with_arbitrage"][when].values())
+        assert total == pytest.approx(1.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("scheme", ["paper", "exact"])

@@ -29,6 +29,7 @@ from modelarb.robust import (
 from modelarb.robust.bootstrap import FitProblem, bootstrap_rng, fit_bootstraps
 from modelarb.robust.cascades import SampleCascades
 from modelarb.robust.fit import evaluation_margins, fit_caps
+from modelarb.robust.pair import choose_pair
 from modelarb.robust.sampling import FitSampler, draw_cost
 
 BUDGETS = BudgetGrid().budgets
@@ -249,6 +250,32 @@ def test_robust_arbitrage_needs_exactly_two_providers() -> None:
     single = MARKET.select(providers=["cheap"])
     with pytest.raises(AnalysisError, match="exactly two providers"):
         run(single, bootstraps=1)
+
+
+def _three(cost: list[float], s: list[list[int]]) -> Outcomes:
+    """Three providers a, b, c on four instances, four recorded attempts each, one cost per provider."""
+    n = np.full((4, 3), 4, dtype=np.int64)
+    return Outcomes(
+        instances=np.array(["i0", "i1", "i2", "i3"]),
+        providers=("a", "b", "c"),
+        n=n,
+        s=np.array(s, dtype=np.int64),
+        cost=np.tile(np.array(cost, dtype=np.float64), (4, 1)),
+    )
+
+
+def test_the_pair_is_the_two_cheapest_most_often_in_cascade_order() -> None:
+    # c is dear and reaches everything; a is cheap and reaches half; b is never cheapest
+    market = _three([0.5, 0.4, 2.0], [[4, 1, 4], [4, 1, 4], [0, 0, 4], [0, 0, 4]])
+    choice = choose_pair(market, np.linspace(0.1, 1.0, 19))
+    assert choice.providers == ("a", "c") and "a at" in choice.reason and "c at" in choice.reason
+
+
+def test_a_provider_cheapest_everywhere_is_paired_with_the_highest_reach() -> None:
+    # a is cheapest and reaches most; of the others b reaches three instances, c two
+    market = _three([0.1, 0.5, 0.3], [[4, 1, 1], [4, 1, 1], [4, 1, 0], [1, 0, 0]])
+    choice = choose_pair(market, np.linspace(0.1, 1.0, 19))
+    assert choice.providers == ("a", "b") and "only cheapest" in choice.reason and "0.7500" in choice.reason
 
 
 def test_executor_choice_and_bad_clusters() -> None:

@@ -6,11 +6,14 @@ The reference runs 200 bootstraps per domain pair (the paper: 1000) to keep the 
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import CliResult
 from modelarb.data import Outcomes, load_market
 from modelarb.robust import PAPER_FIT_BUDGETS, RobustResult, domain_mask, run
 
@@ -60,3 +63,21 @@ def test_a_dollar_learns_little_and_the_spread_does_not_widen(
     assert result.mean[one] < 0.5 * result.mean[hundred]
     spread = result.p95 - result.p5
     assert spread[thousand] <= spread[ten] + 1e-9
+
+
+def test_the_command_without_a_pair_picks_the_papers_and_its_budgets(
+    paper_data: Path, run_cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """With default options on the six-model SWE-bench market, `robust` chooses gpt5mini → deepseek (cheapest
+    at the most levels), says so, and runs exactly as with the pair named: the paper's fit budgets and scales."""
+    runs = []
+    for extra in ([], ["-p", "gpt5mini,deepseek"]):
+        out = tmp_path / f"robust{len(extra)}.json"
+        args = ("robust", "--data", str(paper_data / "swebench"), "--bootstraps", "5", "--executor", "serial")
+        result = run_cli(*args, *extra, "--json", str(out))
+        assert result.code == 0, result.err
+        runs.append((result, json.loads(out.read_text())))
+    (chosen, default), (_, named) = runs
+    assert "pair: gpt5mini → deepseek" in " ".join(chosen.out.split()) and default["pair_choice"]
+    assert default["fit_budgets"] == list(PAPER_FIT_BUDGETS) and default["total_cap"] == 1.0
+    assert default["margins"] == named["margins"] and named["pair_choice"] is None

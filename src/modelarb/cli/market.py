@@ -9,7 +9,15 @@ import numpy as np
 import typer
 
 from modelarb.cli import options, search_options
-from modelarb.cli.arbitrage import LevelsOption, SchemeName, SchemeOption, scheme_of, shown_rows, solve_rate_grid
+from modelarb.cli.arbitrage import (
+    LevelsOption,
+    SchemeName,
+    SchemeOption,
+    grid_market,
+    scheme_of,
+    shown_rows,
+    solve_rate_grid,
+)
 from modelarb.cli.levels import levels_option, parse_levels
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
 from modelarb.errors import AnalysisError
@@ -72,7 +80,7 @@ def revenue_command(
 
     chosen = scheme_of(scheme)
     split = search_options.partition(cluster, workers, parts, chosen)
-    outcomes = options.market(data, providers, unit)
+    outcomes = grid_market(options.market(data, providers, unit), chosen, providers)
     exact = search_options.exact_settings(beam_width, max_depth, orders, split)
     result = _arbitrage(outcomes, solve_rate_grid(levels, outcomes, chosen), chosen, exact)
     earned, segments = revenue(result), segmentation(result)
@@ -146,7 +154,7 @@ def compete_command(
 
     chosen = scheme_of(scheme)
     split = search_options.partition(cluster, workers, parts, chosen)
-    outcomes = options.market(data, providers, unit)
+    outcomes = grid_market(options.market(data, providers, unit), chosen, providers)
     grid = solve_rate_grid(levels, outcomes, chosen)
     exact = search_options.exact_settings(beam_width, max_depth, orders, split)
     result = _arbitrage(outcomes, grid, chosen, exact)
@@ -231,10 +239,10 @@ def entry_command(
     split = search_options.partition(cluster, workers, parts, scheme_of(scheme))
     incumbents = options.provider_list(providers)
     outcomes = options.market(data, None if incumbents is None else ",".join([*incumbents, entrant]), unit)
-    if incumbents is None:
-        incumbents = [p for p in outcomes.providers if p != entrant]
     outcomes.provider_index([entrant])
     chosen = scheme_of(scheme)
+    if incumbents is None:
+        incumbents = _grid_incumbents(outcomes, entrant, chosen)
     grid = solve_rate_grid(levels, outcomes.select(incumbents), chosen)
     with console_err.status(f"searching both markets ({chosen} scheme) …"):
         entry = market_entry(
@@ -260,6 +268,28 @@ def entry_command(
         ],
     )
     write_json(json_path, {**entry.to_dict(), "instances": outcomes.n_instances, "source": outcomes.source})
+
+
+def _grid_incumbents(outcomes: Outcomes, entrant: str, scheme: Scheme) -> list[str]:
+    """Every provider but the entrant; in the paper scheme, when the market after entry is more than its cap grid
+    holds, the incumbents cheapest at the most levels (`cheapest_somewhere`, one fewer than the grid searches so
+    the entrant fits), said on stderr."""
+    from modelarb.cli.levels import default_levels
+    from modelarb.core.grid_providers import GRID_PROVIDERS, cheapest_somewhere
+    from modelarb.core.search import MAX_GRID_STAGES, best_solve_rate
+
+    others = [p for p in outcomes.providers if p != entrant]
+    if scheme != "paper" or len(others) < MAX_GRID_STAGES:
+        return others
+    market = outcomes.select(others)
+    kept = cheapest_somewhere(market, default_levels(market, best_solve_rate(market, "exact")), GRID_PROVIDERS - 1)
+    console_err.print(
+        f"paper scheme: its cap grid cannot search {len(others) + 1} providers; the incumbents are the "
+        f"{len(kept)} cheapest over the most solve rates ({', '.join(kept)}), in that order; --providers chooses "
+        "others, --scheme exact searches them all",
+        highlight=False,
+    )
+    return kept
 
 
 @market_app.command("distill")

@@ -9,9 +9,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from modelarb.cli import options, search_options
-from modelarb.cli.output import console_err, percent, table, write_json
+from modelarb.cli.output import console, console_err, percent, table, write_json
 from modelarb.core.scales import is_paper_data
 from modelarb.data.domains import read_domain_map
+from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
 from modelarb.robust import (
     ACCOUNTINGS,
@@ -29,7 +30,18 @@ DEFAULT_BUDGETS = ",".join(f"{budget:g}" for budget in PAPER_FIT_BUDGETS)
 
 def robust(
     data: Path | None = options.DataOption,
-    providers: str | None = options.ProvidersOption,
+    providers: Annotated[
+        str | None,
+        typer.Option(
+            "--providers",
+            "-p",
+            help="The pair, comma-separated, in cascade order. None or more than two named: the pair is chosen from "
+            "them by the data, and printed with the reason: the two providers that are the cheapest single provider "
+            "at the most of `arbitrage`'s default solve rates (exact cost curves); if only one ever is, it and the "
+            "other provider reaching the highest solve rate; cheapest attempt first (at equal cost, higher pass@1).",
+            show_default="chosen from every provider in --data",
+        ),
+    ] = None,
     unit: str | None = options.UnitOption,
     fit_domain: Annotated[str, typer.Option("--fit-domain", help="Domain the fit sample is bought from.")] = "all",
     eval_domain: Annotated[str, typer.Option("--eval-domain", help="Domain the fitted cascade serves.")] = "all",
@@ -81,8 +93,8 @@ def robust(
     Domains: all · a repository (e.g. django) · a name from --domains · prefix:<text> · not-<domain>.
 
     JSON keys (--json):
-    providers, fit_domain, eval_domain, fit_instances, eval_instances, accounting, evaluation, seed, bootstraps,
-    cost_unit;
+    providers, pair_choice (why the pair was chosen; null when named), fit_domain, eval_domain, fit_instances,
+    eval_instances, accounting, evaluation, seed, bootstraps, cost_unit;
     total_cap, fit_budgets and, per fit budget, mean, p5, p95 (evaluation margin) and mean_draws;
     margins, first_caps (fitted τ_1, null if no draw was bought), draws: (fit budgets × bootstraps).
     """
@@ -93,15 +105,18 @@ def robust(
     given = None if fit_budgets is None else options.positive_numbers(fit_budgets, "--fit-budgets", "1,10,100")
     mapping = read_domain_map(domains) if domains is not None else None
     runner = executor_for(executor, cluster, workers, check=True)
-    outcomes = options.market(data, providers, unit)
+    outcomes, reason = _pair_market(data, providers, unit)
     scales = RobustScheme.for_market(outcomes)
-    if not is_paper_data(outcomes):
+    paper = is_paper_data(outcomes)
+    if not paper:
         console_err.print(
             f"scales from the market's costs: budget grid {scales.grid.low:.3g} to {scales.grid.high:.3g} "
             f"{outcomes.unit}, total cap {scales.total_cap:.3g}, draws censored at {scales.censor_at:.3g}",
             highlight=False,
         )
-    budgets = list(given or (scales.fit_budgets(outcomes, accounting) if outcomes.n_providers == 2 else [1.0]))
+    if given is None and outcomes.n_providers == 2:
+        given = list(PAPER_FIT_BUDGETS if paper else scales.fit_budgets(outcomes, accounting))
+    budgets = list(given or [1.0])  # not a pair: `run` says so
     with Progress(
         TextColumn("bootstraps"),
         BarColumn(),
@@ -145,4 +160,21 @@ def robust(
             )
         ],
     )
-    write_json(json_path, result.to_dict())
+    write_json(json_path, {**result.to_dict(), "pair_choice": reason})
+
+
+def _pair_market(data: Path | None, providers: str | None, unit: str | None) -> tuple[Outcomes, str | None]:
+    """The market of the pair robust arbitrage fits: the named pair as given; else the pair `choose_pair` picks
+    from the data, printed with the reason (None when the pair was named), loaded as if named (the instances both
+    providers have, not only those every provider has)."""
+    from modelarb.cli.levels import default_levels
+    from modelarb.core.search import best_solve_rate
+    from modelarb.robust.pair import choose_pair
+
+    named = options.provider_list(providers)
+    outcomes = options.market(data, providers, unit)
+    if outcomes.n_providers < 2 or (named is not None and len(named) == 2):
+        return outcomes, None
+    choice = choose_pair(outcomes, default_levels(outcomes, best_solve_rate(outcomes, "exact")))
+    console.print(f"pair: {' → '.join(choice.providers)} ({choice.reason})", highlight=False)
+    return options.market(data, ",".join(choice.providers), unit), choice.reason

@@ -19,7 +19,8 @@ BeamWidthOption = typer.Option(
     min=1,
     help="Exact scheme: a beam search keeping, per stage, the prefix nearest the hull in each of this many "
     "solve-rate bins for each set of providers used.",
-    show_default="exhaustive when small, else branch and bound up to 3 stages (a proven optimum), else a 64-bin beam",
+    show_default="exhaustive when small, else branch and bound up to 3 stages (a proven optimum when it finishes), "
+    "else a 64-bin beam",
 )
 MaxDepthOption = typer.Option(
     None,
@@ -56,7 +57,7 @@ PartsOption = typer.Option(
     "--parts",
     min=1,
     help="Parts of a split search (--workers, --cluster), at most one per provider. Exhaustive and "
-    "branch-and-bound results do not depend on it; a beam search's may (never on --workers or --cluster).",
+    "finished branch-and-bound results do not depend on it; a beam search's may (never on --workers or --cluster).",
     show_default="8",
 )
 

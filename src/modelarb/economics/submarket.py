@@ -1,7 +1,7 @@
 """Sub-markets read from the search of the whole market, where that is exact (one search per market).
 
-A proven optimum of a market (its exact search was exhaustive, or a branch and bound that never
-turned into a beam search) is the cheapest any cascade of its providers achieves at each level u. A
+A proven optimum of a market (its exact search was exhaustive, or a branch and bound that did not
+give up) is the cheapest any cascade of its providers achieves at each level u. A
 sub-market — the same instances, fewer providers, the same search settings with its orders cut to
 its providers — can do no better, and its own cascades are among the market's. So wherever the
 market's hull serves u with cascades (main and mixed partner) of the sub-market's providers only,

@@ -127,13 +127,7 @@ def arbitrage(
     cluster: str | None = search_options.ClusterOption,
     workers: int | None = search_options.WorkersOption,
     parts: int | None = search_options.PartsOption,
-    folds: int = typer.Option(
-        5,
-        "--folds",
-        min=0,
-        help="Folds over instances of the cross-validated margin at the best level; 0 skips it.",
-        callback=options.fold_count,
-    ),
+    folds: int = options.FoldsOption,
     wide: bool = options.WideOption,
     json_path: Path | None = options.JsonOption,
 ) -> None:

@@ -64,6 +64,15 @@ def fold_count(folds: int) -> int:
     return folds
 
 
+FoldsOption = typer.Option(
+    5,
+    "--folds",
+    min=0,
+    help="Folds over instances of the cross-validated margin: fit on all but one, served on that one (0: skip it).",
+    callback=fold_count,
+)
+
+
 def check_folds(folds: int, n_instances: int) -> None:
     """Folds must not outnumber the market's instances (checked right after loading, before any search)."""
     if folds > n_instances:

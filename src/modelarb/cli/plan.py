@@ -45,13 +45,6 @@ MaxPriceOption = typer.Option(
     help="Fit the highest solve rate whose expected cost per task is at most this (in the data's cost unit).",
     show_default=False,
 )
-FoldsOption = typer.Option(
-    5,
-    "--folds",
-    min=0,
-    help="Folds of the cross-validated margin over instances (0: skip it).",
-    callback=options.fold_count,
-)
 PlanArgument = typer.Argument(..., help="A plan file written by `modelarb plan fit`.", dir_okay=False)
 
 
@@ -74,7 +67,7 @@ def fit_plan(
     scheme: SchemeName = SchemeOption,
     levels: str | None = LevelsOption,
     unit: str | None = options.UnitOption,
-    folds: int = FoldsOption,
+    folds: int = options.FoldsOption,
     robust: bool = RobustOption,
     seed: int = SeedOption,
 ) -> None:

@@ -25,13 +25,6 @@ EntrantOption = typer.Option(
     help="One of the providers: also show revenue shares before and after it joins the others.",
     show_default=False,
 )
-FoldsOption = typer.Option(
-    5,
-    "--folds",
-    min=0,
-    help="Folds over instances of the cross-validated margins (0: skip cross-validation).",
-    callback=options.fold_count,
-)
 
 
 def check_entrant(entrant: str | None, providers: tuple[str, ...] | list[str]) -> None:
@@ -54,7 +47,7 @@ def report(
     entrant: str | None = EntrantOption,
     levels: str | None = LevelsOption,
     scheme: SchemeName = SchemeOption,
-    folds: int = FoldsOption,
+    folds: int = options.FoldsOption,
     unit: str | None = options.UnitOption,
 ) -> None:
     """Write a self-contained HTML report of any market to --out/report.html.

@@ -235,6 +235,8 @@ def exact_hull(
         )
     else:
         bins = plan.bins or DEFAULT_BEAM
+        least, size = _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.bins is not None)
+        more = f", or the next nearest while fewer than {least:,}" if least > bins * BEAM_PER_BIN else ""
         note = (
             ""
             if gave_up is None
@@ -242,8 +244,8 @@ def exact_hull(
         )
         method = (
             f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "
-            f"solve-rate bins for each set of providers used (each last provider when those are many), at most "
-            f"{bins * BEAM_PER_BIN} of them (those whose completion bound dips furthest below the hull){note}; "
+            f"solve-rate bins for each set of providers used (each last provider when those are many){more}, at most "
+            f"{size:,} of them (those whose completion bound dips furthest below the hull){note}; "
             f"{evaluated:,} of {total:.3g} cascades over {scope}; lower convex hull"
         )
     return SearchHull(hull, method, evaluated, plan.bins is None and gave_up is None)

@@ -9,7 +9,8 @@ mean spend). When all cascades are few enough the search keeps every prefix and 
 exhaustive; for short cascades it is a branch and bound that closes prefixes no completion
 of which can change C(u) (`bounds`), starting from a beam search's hull; otherwise it is a
 beam search that keeps, per solve-rate bin and per set of providers used (or last
-provider), the prefix closest to the hull so far, and says so in `method`.
+provider), the prefix closest to the hull so far (and the next closest where its budget of
+cascades allows: short cascades over few providers), and says so in `method`.
 """
 
 from __future__ import annotations
@@ -235,8 +236,8 @@ def exact_hull(
         )
     else:
         bins = plan.bins or DEFAULT_BEAM
-        least, size = _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.bins is not None)
-        more = f", or the next nearest while fewer than {least:,}" if least > bins * BEAM_PER_BIN else ""
+        fewest, size = _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.bins is not None)
+        more = f", or the next nearest while fewer than {fewest:,}" if fewest > bins * BEAM_PER_BIN else ""
         note = (
             ""
             if gave_up is None
@@ -307,12 +308,12 @@ def _search(
     ranking = bound or CompletionBound.of(outcomes)
     least = ranking.least_at(plan.top, outcomes.n_instances, plan.depth)  # ≤ the final C(top)
     bins = plan.bins
-    least, size = (0, 0) if bins is None else _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.widen)
+    fewest, size = (0, 0) if bins is None else _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.widen)
     for depth in range(plan.depth):
         last, held = depth == plan.depth - 1, 0
         kept: list[_Points] = []
         parent_set, n_sets = np.zeros(len(prefixes.solve), np.int64), 1
-        thin = bins is not None and _children(prefixes, steps, depth) > BEAM_CHILDREN * least
+        thin = bins is not None and _children(prefixes, steps, depth) > BEAM_CHILDREN * fewest
         if thin and bins is not None and top > 0:
             parent_set, n_sets = _provider_sets(prefixes.stages[:, :depth], bins * BEAM_PER_BIN / top * n_p)
         target = Target(hull.solve, hull.spend, plan.top, least)
@@ -358,8 +359,8 @@ def _search(
             if sets.max(initial=0) == 0:  # too many sets: per last provider
                 sets, n_sets = prefixes.stages[:, depth], n_p
             near = _nearest(prefixes.solve, prefixes.spend, floor, sets, fine, n_sets)
-            if len(near) < least:  # room for more: the next nearest per bin and set fill it
-                near = _ranked(prefixes.spend, floor, _keys(prefixes.solve, sets, fine, n_sets))[:least]
+            if len(near) < fewest:  # room for more: the next nearest per bin and set fill it
+                near = _ranked(prefixes.spend, floor, _keys(prefixes.solve, sets, fine, n_sets))[:fewest]
             prefixes = prefixes.take(near)
             if len(near) > size:  # the most promising by their completion bound
                 coarse = _nearest(

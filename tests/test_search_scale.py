@@ -152,6 +152,23 @@ def test_beam_is_near_the_proven_optimum_and_says_so() -> None:
     assert np.all(beam.arbitrage_cost >= proven.arbitrage_cost * (1 - 1e-12))
 
 
+@pytest.mark.parametrize(("providers", "instances", "depth", "seed"), [(6, 100, 3, 2), (6, 100, 3, 0), (12, 200, 2, 1)])
+def test_beam_is_within_half_a_percent_of_the_proven_optimum(
+    providers: int, instances: int, depth: int, seed: int
+) -> None:
+    """Issue 11's target on small leaderboards, at every level (a beam of 16 per bin missed the first by 2.2 %; on small
+    markets the beam now keeps more prefixes per stage, within its budget of cascades)."""
+    outcomes = leaderboard(providers, instances, seed)
+    levels = np.linspace(0.3, best_solve_rate(outcomes), 40)
+    proven = exact_search(outcomes, levels, max_depth=depth, branch=True)
+    beam = exact_search(outcomes, levels, max_depth=depth, beam_width=64)
+    assert "proven optimum" in proven.method and "beam search (not exhaustive)" in beam.method
+    reached = np.isfinite(proven.arbitrage_cost)
+    assert np.array_equal(reached, np.isfinite(beam.arbitrage_cost))
+    assert np.all(beam.arbitrage_cost[reached] >= proven.arbitrage_cost[reached] * (1 - 1e-12))
+    assert np.all(beam.arbitrage_cost[reached] <= proven.arbitrage_cost[reached] * 1.005)
+
+
 def test_failure_table_matches_the_formula() -> None:
     rng = np.random.default_rng(0)
     n = rng.integers(1, 40, 80)

@@ -9,7 +9,8 @@ mean spend). When all cascades are few enough the search keeps every prefix and 
 exhaustive; for short cascades it is a branch and bound that closes prefixes no completion
 of which can change C(u) (`bounds`), starting from a beam search's hull; otherwise it is a
 beam search that keeps, per solve-rate bin and per set of providers used (or last
-provider), the prefix closest to the hull so far, and says so in `method`.
+provider), the prefix closest to the hull so far (and the next closest where its budget of
+cascades allows: short cascades over few providers), and says so in `method`.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ BRANCH_DEPTH = 3  # otherwise branch and bound when cascades have at most this m
 BRANCH_PREFIX_CELLS = 40_000_000  # ... while a stage's prefixes × instances fit; beyond, it gives up (beam's answer)
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin (the most promising)
+BEAM_CASCADES = 240_000  # ... or more while its later stages evaluate at most this many cascades per bin in all
 SET_KEYS = 200_000  # ... nearest the hull per bin and set of providers used while bins × sets are at most this
 DEFAULT_BEAM_DEPTH = 6  # ... over cascades of at most this many stages unless a depth is given
+BEAM_CHILDREN = 64  # a stage with at most this many children per prefix the budget allows is not thinned per sweep
 SWEEP_BYTES = 16 * 2**20  # one (prefixes × steps) array of a sweep
 MIX_TOLERANCE = 1e-9  # a partner with at most this share of customers is float noise of the hull reading: no mix
 
@@ -110,6 +113,7 @@ class _Plan:
     branch: bool
     top: float  # the highest target solve rate: what lies beyond only matters through C(u ≤ top)
     first: frozenset[int] | None = None  # the providers a first stage may use (None: any)
+    widen: bool = True  # a beam keeps more than `BEAM_PER_BIN` per bin where its budget allows (see `_beam_size`)
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,7 +217,9 @@ def exact_hull(
     plan = replace(plan, first=None if first is None else frozenset(first))
     start, warm = None, 0
     if plan.branch:  # a beam search first: its hull closes prefixes from the start
-        start, warm, _ = _search(outcomes, steps, joint, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False))
+        start, warm, _ = _search(
+            outcomes, steps, joint, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False, widen=False)
+        )
     hull, evaluated, gave_up = _search(outcomes, steps, joint, allowed, plan, start)
     evaluated += warm
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
@@ -230,6 +236,8 @@ def exact_hull(
         )
     else:
         bins = plan.bins or DEFAULT_BEAM
+        fewest, size = _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.bins is not None)
+        more = f", or the next nearest while fewer than {fewest:,}" if fewest > bins * BEAM_PER_BIN else ""
         note = (
             ""
             if gave_up is None
@@ -237,8 +245,8 @@ def exact_hull(
         )
         method = (
             f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "
-            f"solve-rate bins for each set of providers used (each last provider when those are many), at most "
-            f"{bins * BEAM_PER_BIN} of them (those whose completion bound dips furthest below the hull){note}; "
+            f"solve-rate bins for each set of providers used (each last provider when those are many){more}, at most "
+            f"{size:,} of them (those whose completion bound dips furthest below the hull){note}; "
             f"{evaluated:,} of {total:.3g} cascades over {scope}; lower convex hull"
         )
     return SearchHull(hull, method, evaluated, plan.bins is None and gave_up is None)
@@ -300,11 +308,13 @@ def _search(
     ranking = bound or CompletionBound.of(outcomes)
     least = ranking.least_at(plan.top, outcomes.n_instances, plan.depth)  # ≤ the final C(top)
     bins = plan.bins
+    fewest, size = (0, 0) if bins is None else _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.widen)
     for depth in range(plan.depth):
         last, held = depth == plan.depth - 1, 0
         kept: list[_Points] = []
         parent_set, n_sets = np.zeros(len(prefixes.solve), np.int64), 1
-        if bins is not None and top > 0:
+        thin = bins is not None and _children(prefixes, steps, depth) > BEAM_CHILDREN * fewest
+        if thin and bins is not None and top > 0:
             parent_set, n_sets = _provider_sets(prefixes.stages[:, :depth], bins * BEAM_PER_BIN / top * n_p)
         target = Target(hull.solve, hull.spend, plan.top, least)
         limits = None if bound is None or last else _child_limits(bound, prefixes, fail, target, plan.depth - depth)
@@ -323,7 +333,7 @@ def _search(
                 keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
             if bound is not None and (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
                 return hull, evaluated, depth + 1  # too many prefixes to keep them all: give up here
-            if bins is not None:  # per solve bin and set of providers (or last provider)
+            if thin and bins is not None:  # per solve bin and set of providers (or last provider)
                 sets = np.repeat(parent_set[sweep.rows] * n_p + sweep.q, sweep.solve.shape[1])[keep]
                 near = _nearest(solve[keep], spend[keep], floor[keep], sets, bins * BEAM_PER_BIN / top, n_sets * n_p)
                 keep = keep[near]
@@ -349,21 +359,42 @@ def _search(
             if sets.max(initial=0) == 0:  # too many sets: per last provider
                 sets, n_sets = prefixes.stages[:, depth], n_p
             near = _nearest(prefixes.solve, prefixes.spend, floor, sets, fine, n_sets)
+            if len(near) < fewest:  # room for more: the next nearest per bin and set fill it
+                near = _ranked(prefixes.spend, floor, _keys(prefixes.solve, sets, fine, n_sets))[:fewest]
             prefixes = prefixes.take(near)
-            if len(near) > bins * BEAM_PER_BIN:  # the most promising by their completion bound
+            if len(near) > size:  # the most promising by their completion bound
                 coarse = _nearest(
                     prefixes.solve, prefixes.spend, floor[near], prefixes.stages[:, depth], bins / top, n_p
                 )
                 target = Target.of(hull.solve, hull.spend)  # the hull itself: reaching past its top ranks first
                 slack = _slack(ranking, prefixes, fail, tables, outcomes, depth, target, plan.depth - depth - 1)
-                rank = _promise(slack, prefixes.spend, floor[near], coarse, bins * BEAM_PER_BIN // 2)
-                prefixes = prefixes.take(rank[: bins * BEAM_PER_BIN])
+                rank = _promise(slack, prefixes.spend, floor[near], coarse, size // 2)
+                prefixes = prefixes.take(rank[:size])
                 fail = _extended(prefixes, fail, tables, outcomes, depth)
                 prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
                 continue
         fail = _extended(prefixes, fail, tables, outcomes, depth)
         prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
     return hull, evaluated, None
+
+
+def _beam_size(bins: int, depth: int, steps: list[Breakpoints], instances: int, widen: bool) -> tuple[int, int]:
+    """How many prefixes a beam of `bins` bins keeps per stage over cascades of at most `depth` stages, at least and at
+    most: as many as the later stages' sweeps can extend within `BEAM_CASCADES` cascades per bin in all (their unsolved
+    chances within `EXHAUSTIVE_PREFIX_CELLS`), and at most that or `BEAM_PER_BIN` per bin if more (unless `widen`
+    is False: at most `BEAM_PER_BIN` per bin)."""
+    if not widen:
+        return 0, bins * BEAM_PER_BIN
+    children = max(depth - 1, 1) * sum(s.caps.size for s in steps)  # cascades per prefix kept at every stage
+    least = min(bins * BEAM_CASCADES // max(children, 1), EXHAUSTIVE_PREFIX_CELLS // max(instances, 1))
+    return least, max(bins * BEAM_PER_BIN, least)
+
+
+def _children(prefixes: _Points, steps: list[Breakpoints], depth: int) -> int:
+    """At most how many children the prefixes have: each extended by every cap of every provider it lacks."""
+    used = np.bincount(prefixes.stages[:, :depth][prefixes.stages[:, :depth] >= 0], minlength=len(steps))
+    caps = np.array([s.caps.size for s in steps])
+    return int(np.sum(caps * (len(prefixes.solve) - used)))
 
 
 def _provider_sets(stages: Index, per_solve: float) -> tuple[Index, int]:
@@ -509,12 +540,29 @@ def _nearest(solve: Array, spend: Array, floor: Array, last: Index | int, per_so
     finite = np.flatnonzero(np.isfinite(gap))
     if finite.size == 0:
         return finite
-    key = (solve[finite] * per_solve).astype(np.int64) * n_p + np.broadcast_to(last, solve.shape)[finite]
+    key = _keys(solve, last, per_solve, n_p)[finite]
     best = np.full(int(key.max()) + 1, np.inf)
     np.minimum.at(best, key, gap[finite])
     hit = np.flatnonzero(gap[finite] == best[key])
     _, first = np.unique(key[hit], return_index=True)
     return finite[hit[first]]
+
+
+def _keys(solve: Array, last: Index | int, per_solve: float, n_p: int) -> Index:
+    """Each point's solve-rate bin (`per_solve` bins per unit of solve rate) and last provider (or set) as one key."""
+    return (solve * per_solve).astype(np.int64) * n_p + np.broadcast_to(last, solve.shape)
+
+
+def _ranked(spend: Array, floor: Array, key: Index) -> Index:
+    """Points by their rank within their key (the nearest the hull first: least relative excess spend over `floor`),
+    then by that excess; points no hull reaches are left out."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.where(floor > 0, spend / floor - 1.0, np.where(spend > 0, np.inf, 0.0))
+    order = np.lexsort((gap, key))
+    order = order[np.isfinite(gap[order])]
+    start = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])
+    rank = np.arange(order.size) - np.repeat(start, np.diff(np.r_[start, order.size]))
+    return order[np.lexsort((gap[order], rank))]
 
 
 def _result(outcomes: Outcomes, levels: Array, hull: _Points, method: str) -> ArbitrageResult:

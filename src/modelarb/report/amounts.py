@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from modelarb.core.units import with_unit
 from modelarb.data.outcomes import USD
 
 
@@ -13,8 +14,7 @@ def amount(value: float, unit: str) -> str:
         return "—"
     if unit == USD:
         return f"${value:.4f}" if abs(value) >= 0.01 else f"${value:.4g}"
-    number = f"{value:.4g}"
-    return f"{number} {unit[:-1] if number == '1' and unit.endswith('s') and len(unit) > 1 else unit}"
+    return with_unit(f"{value:.4g}", unit)
 
 
 def unit_name(unit: str) -> str:

@@ -29,6 +29,7 @@ from modelarb.core.cascade import Cascade
 from modelarb.core.exact_curves import Breakpoints, evaluate, provider_cost_curves
 from modelarb.core.hull import lower_hull, read_hull
 from modelarb.core.passk import FailureTable, FailureTables, attempts_within
+from modelarb.core.polish import Candidates, polished
 from modelarb.core.result import ArbitrageResult
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
@@ -216,10 +217,12 @@ def exact_hull(
         raise AnalysisError(f"first-stage providers must be columns 0 … {outcomes.n_providers - 1}, got {list(first)}")
     plan = replace(plan, first=None if first is None else frozenset(first))
     start, warm = None, 0
-    if plan.branch:  # a beam search first: its hull closes prefixes from the start
+    if plan.branch:  # a beam search first, its hull polished: it closes prefixes from the start
         start, warm, _ = _search(
             outcomes, steps, joint, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False, widen=False)
         )
+        start, polishing = _polished(outcomes, steps, start, allowed, plan.first)
+        warm += polishing
     hull, evaluated, gave_up = _search(outcomes, steps, joint, allowed, plan, start)
     evaluated += warm
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
@@ -231,7 +234,8 @@ def exact_hull(
         method = f"exact caps, exhaustive: all {evaluated:,} cascades over {scope}; lower convex hull"
     elif plan.bins is None and gave_up is None:
         method = (
-            f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated, "
+            f"exact caps, branch and bound (proven optimum) from a beam's hull, polished: {evaluated:,} of "
+            f"{total:.3g} cascades evaluated, "
             f"the others closed by a lower bound on completing their prefix, over {scope}; lower convex hull"
         )
     else:
@@ -241,7 +245,8 @@ def exact_hull(
         note = (
             ""
             if gave_up is None
-            else f"; a branch and bound from its hull met too many prefixes to extend to stage {gave_up + 1}"
+            else f"; its hull polished (each vertex's stages chosen again one at a time), a branch and bound from it "
+            f"met too many prefixes to extend to stage {gave_up + 1}"
         )
         method = (
             f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "
@@ -250,6 +255,26 @@ def exact_hull(
             f"{evaluated:,} of {total:.3g} cascades over {scope}; lower convex hull"
         )
     return SearchHull(hull, method, evaluated, plan.bins is None and gave_up is None)
+
+
+def _polished(
+    outcomes: Outcomes,
+    steps: list[Breakpoints],
+    hull: _Points,
+    allowed: set[tuple[int, ...]] | None,
+    first: frozenset[int] | None,
+) -> tuple[_Points, int]:
+    """`hull` polished (`polish.polished`) over the sequences the search may build, and how many cascades that
+    evaluated."""
+
+    def admissible(sequence: tuple[int, ...]) -> bool:
+        return (allowed is None or not sequence or sequence in allowed) and (
+            first is None or not sequence or sequence[0] in first
+        )
+
+    found, evaluated = polished(outcomes, steps, Candidates(hull.solve, hull.spend, hull.stages, hull.caps), admissible)
+    parent = np.full(len(found.solve), -1)
+    return _Points(found.solve, found.spend, found.stages, found.caps, parent), evaluated
 
 
 def _allowed_sequences(outcomes: Outcomes, orders: Orders) -> set[tuple[int, ...]] | None:

@@ -1,0 +1,186 @@
+"""Polishing a hull of cascades: each vertex's stages chosen again one at a time (coordinate descent, exact caps).
+
+Take a cascade and one stage position m. The stages before m leave instance i unsolved with
+chance w_i; the stages after m, given a unit of unsolved chance on i, leave `after_fail` of it
+unsolved and spend `after_spend` on it. Putting provider q at m with each of its caps is then one
+sweep of q's breakpoints (`stage_sweep`), and so is leaving position m empty (the stage dropped)
+or, in a cascade shorter than the depth, inserting a stage there. Every point so made is a real
+cascade, evaluated exactly; those below the hull join it, and rounds repeat while its vertices
+change. A search started from a polished hull closes far more prefixes (see `exact`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from modelarb.core.exact_curves import Breakpoints, attempt_spend, failure_and_attempts
+from modelarb.core.hull import lower_hull
+from modelarb.core.passk import attempts_within
+from modelarb.data.outcomes import Outcomes
+
+Array = NDArray[np.float64]
+Index = NDArray[np.int64]
+
+POLISH_ROUNDS = 20  # at most this many rounds (each re-chooses every stage of every vertex once)
+
+
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """Cascades as (solve, spend, stages (n, D) with -1 pads, caps (n, D))."""
+
+    solve: Array
+    spend: Array
+    stages: Index
+    caps: Array
+
+    def take(self, index: Index) -> Candidates:
+        return Candidates(self.solve[index], self.spend[index], self.stages[index], self.caps[index])
+
+    @staticmethod
+    def joined(parts: list[Candidates]) -> Candidates:
+        return Candidates(
+            np.concatenate([p.solve for p in parts]),
+            np.concatenate([p.spend for p in parts]),
+            np.concatenate([p.stages for p in parts]),
+            np.concatenate([p.caps for p in parts]),
+        )
+
+
+def stage_sweep(step: Breakpoints, fail: Array, after_fail: Array, after_spend: Array) -> tuple[Array, Array]:
+    """Mean solve and spend (K, G) of a stage of `step`'s provider at every group's cap, between earlier stages
+    leaving `fail` (K, I) unsolved and later ones that leave `after_fail` (K, I) of a unit of unsolved chance
+    unsolved and spend `after_spend` (K, I) on it.
+
+    A step (i, k) moves F_i(k − 1) to F_i(k): the later stages see that much less of instance i, so it adds
+    w_i F_after,i (F(k − 1) − F(k)) to the solve rate and w_i (c_i F(k − 1) − (F(k − 1) − F(k)) e_after,i) to
+    the spend.
+    """
+    base_solve, base_spend = _without(fail, after_fail, after_spend)
+    weight = np.take(fail, step.instance, axis=1)
+    solve = weight * np.take(after_fail, step.instance, axis=1) * step.solve_gain
+    spend = weight * (step.spend_gain - np.take(after_spend, step.instance, axis=1) * step.solve_gain)
+    solve, spend = np.cumsum(solve, axis=1)[:, step.ends], np.cumsum(spend, axis=1)[:, step.ends]
+    if step.hopeless.size:
+        spend += np.take(fail, step.hopeless, axis=1) @ step.wasted
+    return solve + base_solve[:, None], spend + base_spend[:, None]
+
+
+def _without(fail: Array, after_fail: Array, after_spend: Array) -> tuple[Array, Array]:
+    """Mean solve and spend (K,) with no stage between the earlier and the later stages."""
+    n = fail.shape[1]
+    return (fail * (1.0 - after_fail)).sum(axis=1) / n, (fail * after_spend).sum(axis=1) / n
+
+
+def _stage_effect(outcomes: Outcomes, providers: Index, caps: Array) -> tuple[Array, Array]:
+    """Per row and instance (K, I): the unsolved share a stage (provider, cap) leaves, and its spend per unit of
+    unsolved chance (-1 providers: no stage, 1 and 0)."""
+    live = providers >= 0
+    column = np.where(live, providers, 0)
+    cost = outcomes.cost.T[column]
+    k = attempts_within(np.where(live, caps, 0.0)[:, None], cost)
+    fail, attempts = failure_and_attempts(outcomes.n.T[column], outcomes.s.T[column], k)
+    return np.where(live[:, None], fail, 1.0), np.where(live[:, None], attempt_spend(cost, attempts), 0.0)
+
+
+def polished(
+    outcomes: Outcomes,
+    steps: list[Breakpoints],
+    hull: Candidates,
+    admissible: Callable[[tuple[int, ...]], bool],
+) -> tuple[Candidates, int]:
+    """The hull of `hull`'s cascades and every cascade made from a vertex by choosing one stage again (its
+    provider and cap, or none, or a new stage where the vertex is shorter than `hull.stages` is wide), round
+    after round while the vertices change; and how many cascades were evaluated. `admissible`: which provider
+    sequences may be searched."""
+    evaluated = 0
+    width = hull.stages.shape[1]
+    for _ in range(POLISH_ROUNDS):
+        made = [hull]
+        for m in range(width):
+            for stages, caps, cleared in _variants(hull, m):
+                solve_before, spend_before, fail, after_fail, after_spend = _around(outcomes, stages, caps, m)
+                sequences = stages.tolist()
+                if cleared:  # the stage dropped, where that sequence may be searched
+                    keep = np.flatnonzero([admissible(_with(seq, m, -1)) for seq in sequences])
+                    solve, spend = _without(fail[keep], after_fail[keep], after_spend[keep])
+                    made.append(
+                        _dropped(solve_before[keep] + solve, spend_before[keep] + spend, stages[keep], caps[keep])
+                    )
+                for q, step in enumerate(steps):
+                    rows = np.flatnonzero([q not in seq and admissible(_with(seq, m, q)) for seq in sequences])
+                    if rows.size == 0 or step.caps.size == 0:
+                        continue
+                    solve, spend = stage_sweep(step, fail[rows], after_fail[rows], after_spend[rows])
+                    evaluated += solve.size
+                    solve += solve_before[rows, None]
+                    spend += spend_before[rows, None]
+                    made.append(_points(solve, spend, stages[rows], caps[rows], m, q, step.caps))
+        grown = Candidates.joined(made)
+        grown = grown.take(lower_hull(grown.solve, grown.spend))
+        same = len(grown.solve) == len(hull.solve) and np.array_equal(grown.spend, hull.spend)
+        hull = grown
+        if same:
+            break
+    return hull, evaluated
+
+
+def _variants(hull: Candidates, m: int) -> list[tuple[Index, Array, bool]]:
+    """The vertices with stage m cleared (to be chosen again; True), and, for vertices shorter than the width,
+    with an empty stage inserted at m (False); vertices with no stage at m (nor before it) are left out."""
+    length = (hull.stages >= 0).sum(axis=1)
+    out = []
+    own = np.flatnonzero(length > m)
+    if own.size:
+        stages, caps = hull.stages[own].copy(), hull.caps[own].copy()
+        stages[:, m], caps[:, m] = -1, 0.0
+        out.append((stages, caps, True))
+    short = np.flatnonzero((length >= m) & (length < hull.stages.shape[1]))
+    if short.size:
+        stages = np.insert(hull.stages[short], m, -1, axis=1)[:, :-1]
+        caps = np.insert(hull.caps[short], m, 0.0, axis=1)[:, :-1]
+        out.append((stages, caps, False))
+    return out
+
+
+def _around(outcomes: Outcomes, stages: Index, caps: Array, m: int) -> tuple[Array, Array, Array, Array, Array]:
+    """The mean solve and spend (K,) of the stages before m and what they leave unsolved (K, I), and what the
+    stages after m leave unsolved of a unit of unsolved chance and spend on it (K, I each)."""
+    n_rows = len(stages)
+    fail = np.ones((n_rows, outcomes.n_instances))
+    spend = np.zeros(n_rows)
+    for j in range(m):
+        left, spent = _stage_effect(outcomes, stages[:, j], caps[:, j])
+        spend += (fail * spent).mean(axis=1)
+        fail *= left
+    after_fail, after_spend = np.ones_like(fail), np.zeros_like(fail)
+    for j in range(stages.shape[1] - 1, m, -1):
+        left, spent = _stage_effect(outcomes, stages[:, j], caps[:, j])
+        after_spend = spent + left * after_spend
+        after_fail *= left
+    return 1.0 - fail.mean(axis=1), spend, fail, after_fail, after_spend
+
+
+def _with(seq: list[int], m: int, q: int) -> tuple[int, ...]:
+    """The provider sequence with q at position m (other -1 pads dropped)."""
+    filled = list(seq)
+    filled[m] = q
+    return tuple(p for p in filled if p >= 0)
+
+
+def _points(solve: Array, spend: Array, stages: Index, caps: Array, m: int, q: int, cap_values: Array) -> Candidates:
+    """The (K, G) cascades of a stage sweep: q at position m with each cap."""
+    k, g = solve.shape
+    rows = np.repeat(np.arange(k), g)
+    new_stages, new_caps = stages[rows], caps[rows]
+    new_stages[:, m], new_caps[:, m] = q, np.tile(cap_values, k)
+    return Candidates(solve.ravel(), spend.ravel(), new_stages, new_caps)
+
+
+def _dropped(solve: Array, spend: Array, stages: Index, caps: Array) -> Candidates:
+    """The cascades with their cleared stage left out (later stages moved up), their solve and spend."""
+    order = np.argsort(stages < 0, axis=1, kind="stable")  # stages first, pads last
+    return Candidates(solve, spend, np.take_along_axis(stages, order, axis=1), np.take_along_axis(caps, order, axis=1))

@@ -17,6 +17,7 @@ breakpoints of L, S + L − H is concave (H is convex), so checking the breakpoi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +31,7 @@ Index = NDArray[np.int64]
 CLOSE_TOLERANCE = 1e-12  # relative: a completion may beat the hull by this much and still be closed
 GROUPS = 32  # breakpoints of the coarse bound on a prefix's children
 GRID = 256  # solve-rate cells of the coarse bound
+STAGE_GROUPS = 64  # breakpoints of each provider's coarse curve in the one-stage bound
 CELLS = 1_000_000  # prefixes × instances bounded at once
 
 
@@ -66,10 +68,14 @@ class Target:
         if beyond.size == 0:
             return cost
         slope = np.minimum.accumulate((self.spend[beyond] - self.floor) / (self.solve[beyond] - self.top))
-        last = np.searchsorted(self.solve[beyond], x, side="right") - 1  # the last such vertex at or below x
-        with np.errstate(invalid="ignore"):
-            line = np.where(last >= 0, self.floor + slope[np.maximum(last, 0)] * (x - self.top), np.inf)
-        return np.minimum(cost, line)
+        lined = np.flatnonzero(x >= self.solve[beyond[0]])  # the lines start at the first vertex past top
+        if lined.size == 0:
+            return cost
+        x_lined = np.asarray(x).ravel()[lined]
+        last = np.searchsorted(self.solve[beyond], x_lined, side="right") - 1  # the last such vertex at or below x
+        flat = cost.ravel()
+        flat[lined] = np.minimum(flat[lined], self.floor + slope[last] * (x_lined - self.top))
+        return cost
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +120,42 @@ class CompletionBound:
         if remaining < free.size:  # the `remaining` largest gains
             gains = np.partition(gains, free.size - remaining, axis=1)[:, free.size - remaining :]
         return delta, spend, np.minimum(gains.sum(axis=1), delta[:, -1])
+
+    @cached_property
+    def _stage_groups(self) -> list[tuple[Array, Array]]:
+        """Per provider: which of `STAGE_GROUPS` groups of the instances it can solve (by increasing least spend
+        per solve) each instance is in, as a 0/1 matrix (I, groups), and each group's cheapest rate."""
+        groups = []
+        for rate in self.per_solve.T:
+            order = np.argsort(rate, kind="stable")[: int(np.isfinite(rate).sum())]
+            starts = np.unique(np.linspace(0, order.size, STAGE_GROUPS + 1).astype(np.int64)[:-1])
+            member = np.zeros((rate.size, starts.size))
+            member[order, np.searchsorted(starts, np.arange(order.size), side="right") - 1] = 1.0
+            groups.append((member, rate[order[starts]] if order.size else np.zeros(0)))
+        return groups
+
+    def open_one_stage(self, solve: Array, spend: Array, fail: Array, used: Index, hull: Target) -> NDArray[np.bool_]:
+        """Which prefixes (sharing the `used` providers) one more stage may still improve the hull with.
+
+        One stage uses one provider q, so removing δ costs at least L_q(δ), the filling of the instances' unsolved
+        chances at q's own rates (not the least over all providers): a prefix is closed when S + L_q(δ) ≥ T(R + δ)
+        for every unused q and δ. Each L_q is coarsened to `STAGE_GROUPS` groups of instances, a group charged at
+        its cheapest rate; T is nondecreasing, so within a group it is read at the group's end (a staircase check,
+        sound without convexity). Holds for any market.
+        """
+        n_inst, n_prov = self.per_solve.shape
+        margin = -CLOSE_TOLERANCE * np.maximum(np.abs(spend), 1e-300)
+        is_open = spend - hull.at(solve) < margin  # the prefix itself below T
+        for q in np.setdiff1d(np.arange(n_prov), used).tolist():
+            member, rate = self._stage_groups[q]
+            rows = np.flatnonzero(~is_open)  # closed so far
+            if rate.size == 0 or rows.size == 0:
+                continue
+            mass = fail[rows] @ member / n_inst  # (K, groups)
+            reach = solve[rows, None] + np.cumsum(mass, axis=1)  # solve rate at each group's end
+            cost = spend[rows, None] + np.cumsum(mass * rate, axis=1) - mass * rate  # at its start
+            is_open[rows] = np.any(cost - hull.at(reach) < margin[rows, None], axis=1)
+        return is_open
 
     def open_prefixes(
         self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: Target

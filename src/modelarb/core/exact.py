@@ -512,6 +512,9 @@ def _open(
             part = prefixes.take(rows[start : start + chunk])
             extended = _extended(part, fail, tables, outcomes, depth)
             keep = bound.open_prefixes(part.solve, part.spend, extended, used, remaining, target)
+            if remaining == 1:  # one stage left: it uses one provider (`CompletionBound.open_one_stage`)
+                still = np.flatnonzero(keep)
+                keep[still] = bound.open_one_stage(part.solve[still], part.spend[still], extended[still], used, target)
             rows_kept.append(rows[start : start + chunk][keep])
             fails.append(extended[keep])
             cells += fails[-1].size

@@ -1,0 +1,93 @@
+"""Completion bounds (core/bounds.py) against brute-force completions on small markets generated here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelarb.core.bounds import CompletionBound, Target
+from modelarb.core.exact import exact_search
+from modelarb.core.exact_curves import Breakpoints, cascade_instances, evaluate_cascades
+from modelarb.core.hull import lower_hull
+from modelarb.data.outcomes import Outcomes
+from test_exact import random_market
+from test_search_scale import leaderboard
+
+
+def _prefixes(outcomes: Outcomes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every one-stage prefix (provider, cap at each breakpoint): provider, cap, solve, spend, unsolved (K, I)."""
+    providers, caps = [], []
+    for p in range(outcomes.n_providers):
+        step = Breakpoints.of(outcomes, p)
+        providers += [p] * step.caps.size
+        caps += step.caps.tolist()
+    providers_, caps_ = np.array(providers), np.array(caps)
+    fail = np.empty((len(caps_), outcomes.n_instances))
+    solve, spend = np.empty(len(caps_)), np.empty(len(caps_))
+    for p in range(outcomes.n_providers):
+        rows = np.flatnonzero(providers_ == p)
+        solved, stage_spend = cascade_instances(outcomes, [p], caps_[rows, None])
+        fail[rows] = 1.0 - solved
+        solve[rows], spend[rows] = solved.mean(axis=1), stage_spend.sum(axis=1).mean(axis=1)
+    return providers_, caps_, solve, spend, fail
+
+
+def _target(outcomes: Outcomes, scale: float, top_share: float) -> Target:
+    """A target below the best two-stage cascades (scaled down, so that some completions beat it), with lines past
+    a `top` at `top_share` of its reach, from a floor under it."""
+    result = exact_search(outcomes, np.array([0.5]), max_depth=2)
+    found = evaluate_cascades(outcomes, result.cascades[0].providers, np.array([result.cascades[0].caps]))
+    points = [(0.0, 0.0), (float(found.solve[0]), scale * float(found.spend[0]))]
+    for p in range(outcomes.n_providers):  # every provider alone at each cap
+        step = Breakpoints.of(outcomes, p)
+        solve, spend = step.sweep(np.ones((1, outcomes.n_instances)))
+        points += list(zip(solve[0].tolist(), (scale * spend[0]).tolist(), strict=True))
+    solve_, spend_ = np.array(points).T
+    vertices = lower_hull(solve_, spend_)
+    hull_solve, hull_spend = solve_[vertices], spend_[vertices]
+    top = top_share * hull_solve[-1]
+    return Target(hull_solve, hull_spend, top, 0.5 * float(np.interp(top, hull_solve, hull_spend)))
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed", "scale", "top_share"),
+    [
+        ("leaderboard", 0, 1.0, 1.0),
+        ("leaderboard", 1, 0.7, 0.8),
+        ("leaderboard", 4, 0.9, 0.7),
+        ("multi", 0, 0.8, 0.9),
+        ("multi", 2, 1.0, 0.9),
+        ("random", 1, 0.8, 0.9),
+        ("random", 4, 1.0, 0.9),
+    ],
+)
+def test_one_stage_bound_never_closes_a_prefix_a_completion_of_which_beats_the_target(
+    kind: str, seed: int, scale: float, top_share: float
+) -> None:
+    """Every prefix `open_one_stage` closes has no one-stage completion (any unused provider, any cap) below T; the
+    bound closes some prefixes and leaves open those with a completion below T."""
+    if kind == "random":  # up to 5 attempts a cell, costs rounded to cents
+        outcomes = random_market(seed, instances=10, providers=4, attempts=5)
+    else:  # one attempt a cell, or three
+        outcomes = leaderboard(4, 12, seed, 1 if kind == "leaderboard" else 3)
+    target = _target(outcomes, scale, top_share)
+    bound = CompletionBound.of(outcomes)
+    providers, caps, solve, spend, fail = _prefixes(outcomes)
+    is_open = np.zeros(len(caps), dtype=bool)
+    for p in range(outcomes.n_providers):
+        rows = np.flatnonzero(providers == p)
+        is_open[rows] = bound.open_one_stage(solve[rows], spend[rows], fail[rows], np.array([p]), target)
+    beaten = np.zeros(len(caps), dtype=bool)  # some one-stage completion lies below T
+    for k in range(len(caps)):
+        beaten[k] = spend[k] < target.at(np.array([solve[k]]))[0] * (1 - 1e-9)
+        for q in range(outcomes.n_providers):
+            if q == providers[k]:
+                continue
+            step = Breakpoints.of(outcomes, q)
+            both = np.c_[np.full(step.caps.size, caps[k]), step.caps]
+            names = [outcomes.providers[providers[k]], outcomes.providers[q]]
+            completed = evaluate_cascades(outcomes, names, both)
+            beaten[k] |= bool(np.any(completed.spend < target.at(completed.solve) * (1 - 1e-9)))
+    assert not np.any(beaten & ~is_open), "a closed prefix has a completion below the target"
+    assert np.any(~is_open), "the bound closes nothing here"
+    assert np.any(beaten), "no completion beats the target: the check would be empty"

@@ -234,8 +234,8 @@ def exact_hull(
         method = f"exact caps, exhaustive: all {evaluated:,} cascades over {scope}; lower convex hull"
     elif plan.bins is None and gave_up is None:
         method = (
-            f"exact caps, branch and bound (proven optimum) from a beam's hull, polished: {evaluated:,} of "
-            f"{total:.3g} cascades evaluated, "
+            f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated "
+            f"(its polished warm-up hull's included), "
             f"the others closed by a lower bound on completing their prefix, over {scope}; lower convex hull"
         )
     else:

@@ -5,8 +5,8 @@ chance w_i; the stages after m, given a unit of unsolved chance on i, leave `aft
 unsolved and spend `after_spend` on it. Putting provider q at m with each of its caps is then one
 sweep of q's breakpoints (`stage_sweep`), and so is leaving position m empty (the stage dropped)
 or, in a cascade shorter than the depth, inserting a stage there. Every point so made is a real
-cascade, evaluated exactly; those below the hull join it, and rounds repeat while its vertices
-change. A search started from a polished hull closes far more prefixes (see `exact`).
+cascade, evaluated exactly; those below the hull join it, and rounds repeat while new vertices
+come. A search started from a polished hull closes far more prefixes (see `exact`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from modelarb.data.outcomes import Outcomes
 Array = NDArray[np.float64]
 Index = NDArray[np.int64]
 
-POLISH_ROUNDS = 20  # at most this many rounds (each re-chooses every stage of every vertex once)
+POLISH_ROUNDS = 20  # at most this many rounds (each re-chooses every stage of each new vertex once)
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,14 +94,20 @@ def polished(
 ) -> tuple[Candidates, int]:
     """The hull of `hull`'s cascades and every cascade made from a vertex by choosing one stage again (its
     provider and cap, or none, or a new stage where the vertex is shorter than `hull.stages` is wide), round
-    after round while the vertices change; and how many cascades were evaluated. `admissible`: which provider
-    sequences may be searched."""
-    evaluated = 0
+    after round while new vertices come (a vertex is polished once: what it leads to stays above later hulls
+    unless it is on them); and how many cascades were evaluated. `admissible`: which provider sequences may be
+    searched."""
+    evaluated, polished_once = 0, set[bytes]()
     width = hull.stages.shape[1]
     for _ in range(POLISH_ROUNDS):
+        keys = [hull.stages[k].tobytes() + hull.caps[k].tobytes() for k in range(len(hull.solve))]
+        fresh = [k for k, key in enumerate(keys) if key not in polished_once]
+        if not fresh:
+            break
+        polished_once.update(keys[k] for k in fresh)
         made = [hull]
         for m in range(width):
-            for stages, caps, cleared in _variants(hull, m):
+            for stages, caps, cleared in _variants(hull.take(np.array(fresh)), m):
                 solve_before, spend_before, fail, after_fail, after_spend = _around(outcomes, stages, caps, m)
                 sequences = stages.tolist()
                 if cleared:  # the stage dropped, where that sequence may be searched
@@ -120,11 +126,7 @@ def polished(
                     spend += spend_before[rows, None]
                     made.append(_points(solve, spend, stages[rows], caps[rows], m, q, step.caps))
         grown = Candidates.joined(made)
-        grown = grown.take(lower_hull(grown.solve, grown.spend))
-        same = len(grown.solve) == len(hull.solve) and np.array_equal(grown.spend, hull.spend)
-        hull = grown
-        if same:
-            break
+        hull = grown.take(lower_hull(grown.solve, grown.spend))
     return hull, evaluated
 
 

@@ -32,6 +32,14 @@ def _prefixes(outcomes: Outcomes) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return providers_, caps_, solve, spend, fail
 
 
+def _market(kind: str, seed: int) -> Outcomes:
+    """Up to 5 attempts a cell with costs rounded to cents ("random"), or a leaderboard of one attempt a cell or
+    three ("multi")."""
+    if kind == "random":
+        return random_market(seed, instances=10, providers=4, attempts=5)
+    return leaderboard(4, 12, seed, 1 if kind == "leaderboard" else 3)
+
+
 def _target(outcomes: Outcomes, scale: float, top_share: float) -> Target:
     """A target below the best two-stage cascades (scaled down, so that some completions beat it), with lines past
     a `top` at `top_share` of its reach, from a floor under it."""
@@ -49,27 +57,24 @@ def _target(outcomes: Outcomes, scale: float, top_share: float) -> Target:
     return Target(hull_solve, hull_spend, top, 0.5 * float(np.interp(top, hull_solve, hull_spend)))
 
 
-@pytest.mark.parametrize(
-    ("kind", "seed", "scale", "top_share"),
-    [
-        ("leaderboard", 0, 1.0, 1.0),
-        ("leaderboard", 1, 0.7, 0.8),
-        ("leaderboard", 4, 0.9, 0.7),
-        ("multi", 0, 0.8, 0.9),
-        ("multi", 2, 1.0, 0.9),
-        ("random", 1, 0.8, 0.9),
-        ("random", 4, 1.0, 0.9),
-    ],
-)
+CASES = [
+    ("leaderboard", 0, 1.0, 1.0),
+    ("leaderboard", 1, 0.7, 0.8),
+    ("leaderboard", 4, 0.9, 0.7),
+    ("multi", 0, 0.8, 0.9),
+    ("multi", 2, 1.0, 0.9),
+    ("random", 1, 0.8, 0.9),
+    ("random", 4, 1.0, 0.9),
+]
+
+
+@pytest.mark.parametrize(("kind", "seed", "scale", "top_share"), CASES)
 def test_one_stage_bound_never_closes_a_prefix_a_completion_of_which_beats_the_target(
     kind: str, seed: int, scale: float, top_share: float
 ) -> None:
     """Every prefix `open_one_stage` closes has no one-stage completion (any unused provider, any cap) below T; the
     bound closes some prefixes and leaves open those with a completion below T."""
-    if kind == "random":  # up to 5 attempts a cell, costs rounded to cents
-        outcomes = random_market(seed, instances=10, providers=4, attempts=5)
-    else:  # one attempt a cell, or three
-        outcomes = leaderboard(4, 12, seed, 1 if kind == "leaderboard" else 3)
+    outcomes = _market(kind, seed)
     target = _target(outcomes, scale, top_share)
     bound = CompletionBound.of(outcomes)
     providers, caps, solve, spend, fail = _prefixes(outcomes)
@@ -77,9 +82,36 @@ def test_one_stage_bound_never_closes_a_prefix_a_completion_of_which_beats_the_t
     for p in range(outcomes.n_providers):
         rows = np.flatnonzero(providers == p)
         is_open[rows] = bound.open_one_stage(solve[rows], spend[rows], fail[rows], np.array([p]), target)
-    beaten = np.zeros(len(caps), dtype=bool)  # some one-stage completion lies below T
+    beaten = _beaten(outcomes, providers, caps, solve, spend, target)
+    assert not np.any(beaten & ~is_open), "a closed prefix has a completion below the target"
+    assert np.any(~is_open), "the bound closes nothing here"
+    assert np.any(beaten), "no completion beats the target: the check would be empty"
+
+
+@pytest.mark.parametrize(("kind", "seed", "scale", "top_share"), CASES)
+def test_completion_bound_with_one_stage_left_never_closes_a_prefix_a_completion_of_which_beats_the_target(
+    kind: str, seed: int, scale: float, top_share: float
+) -> None:
+    """The same check for `open_prefixes` (the least rate over all unused providers) with one stage left."""
+    outcomes = _market(kind, seed)
+    target = _target(outcomes, scale, top_share)
+    bound = CompletionBound.of(outcomes)
+    providers, caps, solve, spend, fail = _prefixes(outcomes)
+    is_open = np.zeros(len(caps), dtype=bool)
+    for p in range(outcomes.n_providers):
+        rows = np.flatnonzero(providers == p)
+        is_open[rows] = bound.open_prefixes(solve[rows], spend[rows], fail[rows], np.array([p]), 1, target)
+    beaten = _beaten(outcomes, providers, caps, solve, spend, target)
+    assert not np.any(beaten & ~is_open), "a closed prefix has a completion below the target"
+    assert np.any(beaten), "no completion beats the target: the check would be empty"
+
+
+def _beaten(
+    outcomes: Outcomes, providers: np.ndarray, caps: np.ndarray, solve: np.ndarray, spend: np.ndarray, target: Target
+) -> np.ndarray:
+    """Which one-stage prefixes lie below T, or have a one-stage completion (any other provider, any cap) below T."""
+    beaten = spend < target.at(solve) * (1 - 1e-9)
     for k in range(len(caps)):
-        beaten[k] = spend[k] < target.at(np.array([solve[k]]))[0] * (1 - 1e-9)
         for q in range(outcomes.n_providers):
             if q == providers[k]:
                 continue
@@ -88,6 +120,4 @@ def test_one_stage_bound_never_closes_a_prefix_a_completion_of_which_beats_the_t
             names = [outcomes.providers[providers[k]], outcomes.providers[q]]
             completed = evaluate_cascades(outcomes, names, both)
             beaten[k] |= bool(np.any(completed.spend < target.at(completed.solve) * (1 - 1e-9)))
-    assert not np.any(beaten & ~is_open), "a closed prefix has a completion below the target"
-    assert np.any(~is_open), "the bound closes nothing here"
-    assert np.any(beaten), "no completion beats the target: the check would be empty"
+    return beaten

@@ -61,6 +61,12 @@ class Target:
     def of(cls, hull_solve: Array, hull_spend: Array, top: float | None = None, floor: float = 0.0) -> Target:
         return cls(hull_solve, hull_spend, np.inf if top is None else top, floor)
 
+    @property
+    def convex_to(self) -> float:
+        """T is the hull so far (convex) up to this solve rate: its first vertex past `top` (+∞: none)."""
+        beyond = self.solve[self.solve > self.top + REACH_TOLERANCE]
+        return float(beyond[0]) if beyond.size else np.inf
+
     def at(self, x: Array) -> Array:
         """T at solve rates x (any shape)."""
         cost = _hull_at(self.solve, self.spend, x)
@@ -140,8 +146,9 @@ class CompletionBound:
         One stage uses one provider q, so removing δ costs at least L_q(δ), the filling of the instances' unsolved
         chances at q's own rates (not the least over all providers): a prefix is closed when S + L_q(δ) ≥ T(R + δ)
         for every unused q and δ. Each L_q is coarsened to `STAGE_GROUPS` groups of instances, a group charged at
-        its cheapest rate; T is nondecreasing, so within a group it is read at the group's end (a staircase check,
-        sound without convexity). Holds for any market.
+        its cheapest rate, and checked at the groups' ends; within a group that ends where T is still convex
+        (`Target.convex_to`) that suffices, elsewhere T (nondecreasing) at the group's end must also lie below
+        S + L_q at its start (a staircase, sound without convexity). Holds for any market.
         """
         n_inst, n_prov = self.per_solve.shape
         margin = -CLOSE_TOLERANCE * np.maximum(np.abs(spend), 1e-300)
@@ -153,8 +160,12 @@ class CompletionBound:
                 continue
             mass = fail[rows] @ member / n_inst  # (K, groups)
             reach = solve[rows, None] + np.cumsum(mass, axis=1)  # solve rate at each group's end
-            cost = spend[rows, None] + np.cumsum(mass * rate, axis=1) - mass * rate  # at its start
-            is_open[rows] = np.any(cost - hull.at(reach) < margin[rows, None], axis=1)
+            end = spend[rows, None] + np.cumsum(mass * rate, axis=1)  # L_q at each group's end
+            excess = hull.at(reach)
+            below = end - excess < margin[rows, None]
+            bent = reach > hull.convex_to  # T may not be convex over the group: the staircase as well
+            below |= bent & (end - mass * rate - excess < margin[rows, None])
+            is_open[rows] = np.any(below, axis=1)
         return is_open
 
     def open_prefixes(

@@ -132,7 +132,7 @@ def test_completion_bound_is_below_every_completion() -> None:
     first = outcomes.provider_index(["m0"])[0]
     k = np.ones((1, outcomes.n_instances))
     fail = FailureTable(outcomes.n[:, first], outcomes.s[:, first]).at(k)
-    delta, least, _ = bound._curves(fail, np.array([first]), 3)
+    delta, least, _, _ = bound._curves(fail, np.array([first]), 3)
     for q in range(1, 4):
         for cap in np.geomspace(1e-5, 1.0, 25):
             kq = np.floor(cap / outcomes.cost[:, q] * (1 + 1e-12))
@@ -261,3 +261,30 @@ def test_cli_search_options(run_cli: Run, tmp_path: Path) -> None:
         assert result.code == 0, result.err
     result = run_cli("arbitrage", "--data", str(folder), "--scheme", "paper", "--beam-width", "8")
     assert result.code != 0 and "exact scheme" in result.err
+
+
+def test_slack_by_hull_segments_is_the_minimum_over_the_bound_curve() -> None:
+    """The slack read segment by segment of H equals min over δ ≤ most of (S + L(δ) − H(R + δ)) / S, read at
+    every breakpoint of L (and −∞ where a completion may pass H's top)."""
+    outcomes = leaderboard(8, 80, seed=5, attempts=3)
+    bound = CompletionBound.of(outcomes)
+    rng = np.random.default_rng(1)
+    fail = rng.random((300, outcomes.n_instances)) * (rng.random((300, outcomes.n_instances)) < 0.6)
+    solve, spend = rng.random(300) * 0.6, rng.random(300) * 0.02
+    points = rng.random((40, 2)) * [0.9, 0.05]
+    hull_x, hull_y = np.append(0.0, points[:, 0]), np.append(0.0, points[:, 1])
+    vertices = lower_hull(hull_x, hull_y)
+    target = Target.of(hull_x[vertices], hull_y[vertices])
+    assert target.convex
+    used = np.array([2])
+    for remaining in (1, 2, 5):
+        slack = bound.slack(solve, spend, fail, used, remaining, target)
+        delta, least, most, _ = bound._curves(fail, used, remaining)
+        for k in range(len(solve)):
+            d = np.append(delta[k][delta[k] < most[k]], most[k])
+            value = (spend[k] + np.interp(d, delta[k], least[k]) - target.at(solve[k] + d)).min() / spend[k]
+            if solve[k] + most[k] > target.reach:
+                assert slack[k] == -np.inf
+            else:
+                assert slack[k] == pytest.approx(value, rel=1e-9, abs=1e-12)
+        assert np.isfinite(slack).any() and np.isinf(slack).any()

@@ -143,7 +143,8 @@ def compete_command(
     by --factor per round down to their cost. With it: the full arbitrageur against one with
     fewer providers; the race settles at the second-lowest cost and the cheaper one keeps the gap.
     The exact scheme reads the rival from the arbitrageur's search where that is exact (a proven
-    optimum whose cascades use only the rival's providers), else searches the rival's market too.
+    optimum whose cascades use only the rival's providers), else searches the rival's market too
+    (at the same time, in a second process, when the arbitrageur's search is a beam search).
 
     JSON keys: levels, cost_unit, names, factor, rounds, market_price, arbitrage_costs
     ({name: per u}), prices (per round, per u), price_ratio (price / market price),
@@ -229,7 +230,8 @@ def entry_command(
 
     --levels must lie within the incumbents' reach (stop may be `best`: the incumbents' best).
     The exact scheme reads the market before entry from the search after it where that is exact (a
-    proven optimum in which the entrant serves no level), else searches it too.
+    proven optimum in which the entrant serves no level), else searches it too (at the same time, in a
+    second process, when the search after entry is a beam search).
 
     JSON keys: incumbents, entrant, cost_unit, levels, shares_with_arbitrage and
     shares_without_arbitrage, each {before, after: {provider or "arbitrageur": {per_level,

@@ -288,3 +288,27 @@ def test_slack_by_hull_segments_is_the_minimum_over_the_bound_curve() -> None:
             else:
                 assert slack[k] == pytest.approx(value, rel=1e-9, abs=1e-12)
         assert np.isfinite(slack).any() and np.isinf(slack).any()
+
+
+def test_children_past_the_top_by_their_parent_are_past_by_their_own_curve() -> None:
+    """`past_children` reads from a parent alone what `slack` finds from each child's own unsolved chances."""
+    outcomes = leaderboard(8, 80, seed=6, attempts=3)
+    bound = CompletionBound.of(outcomes)
+    rng = np.random.default_rng(2)
+    shape = (40, outcomes.n_instances)
+    parents = np.where(rng.random(shape) < 0.8, 1.0, rng.random(shape))
+    parent = rng.integers(0, 40, 400)
+    cut = rng.random((400, outcomes.n_instances)) < rng.random((400, 1))
+    children = parents[parent] * np.where(cut, rng.random((400, 1)), 1.0)  # each child leaves less unsolved
+    solve, parent_solve = 1 - children.mean(axis=1), 1 - parents.mean(axis=1)
+    none = np.zeros(0, np.int64)
+    flagged = []
+    for top in (0.93, 0.97):
+        target = Target.of(np.array([0.0, top]), np.array([0.0, 0.01]))
+        for remaining in (1, 2, 4):
+            gained = solve - parent_solve[parent]
+            past = bound.past_children(parents, none, remaining, target, parent_solve, parent, gained)
+            slack = bound.slack(solve, np.full(400, 0.005), children, none, remaining, target)
+            assert np.all(slack[past] == -np.inf)
+            flagged.append(past.sum())
+    assert min(flagged) == 0 and 0 < max(flagged) < 400  # some flag none, some a part

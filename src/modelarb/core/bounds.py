@@ -31,6 +31,7 @@ CLOSE_TOLERANCE = 1e-12  # relative: a completion may beat the hull by this much
 GROUPS = 32  # breakpoints of the coarse bound on a prefix's children
 GRID = 256  # solve-rate cells of the coarse bound
 CELLS = 1_000_000  # prefixes × instances bounded at once
+PAST_MARGIN = 1e-12  # a child is past the hull's top by its parent's bound only when past it by this much
 
 
 def _hull_at(hull_solve: Array, hull_spend: Array, x: Array) -> Array:
@@ -113,15 +114,35 @@ class CompletionBound:
         """The providers a completion may still use."""
         return np.setdiff1d(np.arange(self.per_solve.shape[1]), used)
 
-    def _most(self, fail: Array, free: Index, remaining: int) -> Array:
-        """The most δ (K,): what the `remaining` unused providers with the most reach could remove, and at most
-        what any unused provider removes."""
+    def _reach(self, fail: Array, free: Index, remaining: int) -> tuple[Array, Array]:
+        """Per prefix (K,): what the `remaining` unused providers with the most reach could remove (the sum of
+        their gains), and what any unused provider removes."""
         n_inst = self.per_solve.shape[0]
         gains = fail @ self.reach[:, free] / n_inst  # (K, free)
         if remaining < free.size:  # the `remaining` largest gains
             gains = np.partition(gains, free.size - remaining, axis=1)[:, free.size - remaining :]
-        removable = fail @ self.reach[:, free].max(axis=1) / n_inst
-        return np.minimum(gains.sum(axis=1), removable)
+        return gains.sum(axis=1), fail @ self.reach[:, free].max(axis=1) / n_inst
+
+    def _most(self, fail: Array, free: Index, remaining: int) -> Array:
+        """The most δ (K,): at most what the `remaining` unused providers with the most reach, or any, remove."""
+        return np.minimum(*self._reach(fail, free, remaining))
+
+    def past_children(
+        self, fail: Array, used: Index, remaining: int, hull: Target, solve: Array, parent: Index, gained: Array
+    ) -> NDArray[np.bool_]:
+        """Which children of prefixes (rows of `fail`, at solve rates `solve`) `slack` finds −∞ (a completion may
+        pass H's top) whatever they leave unsolved: child k extends prefix `parent[k]`, gaining `gained[k]`.
+
+        A child that gains Δ removes Δ of its parent's unsolved chance, so each provider's gain after it is at least
+        its gain after the parent less Δ: R + most ≥ R_p + Δ + min(G_p − r Δ, W_p − Δ), G_p the parent's r largest
+        gains and W_p what any unused provider removes after it (r = `remaining`).
+        """
+        free = self._free(used)
+        if free.size == 0 or remaining <= 0 or not np.isfinite(hull.reach):
+            return np.zeros(len(parent), dtype=bool)
+        top, removable = self._reach(fail, free, remaining)
+        least = solve[parent] + np.minimum(top[parent] - (remaining - 1) * gained, removable[parent])
+        return least > hull.reach + PAST_MARGIN
 
     def _curves(self, fail: Array, used: Index, remaining: int) -> tuple[Array, Array, Array, Array]:
         """For prefixes sharing the used providers: breakpoints (δ, L) (K, I + 1), the most δ (K,), and the

@@ -332,7 +332,7 @@ def _search(
     bins = plan.bins
     fewest, size = (0, 0) if bins is None else _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.widen)
     for depth in range(plan.depth):
-        last, held = depth == plan.depth - 1, 0
+        last, held, parent_solve = depth == plan.depth - 1, 0, prefixes.solve
         kept: list[_Points] = []
         parent_set, n_sets = np.zeros(len(prefixes.solve), np.int64), 1
         thin = bins is not None and _children(prefixes, steps, depth) > BEAM_CHILDREN * fewest
@@ -393,7 +393,9 @@ def _search(
                     prefixes.solve, prefixes.spend, floor[near], prefixes.stages[:, depth], bins / top, n_p
                 )
                 target = Target.of(hull.solve, hull.spend)  # the hull itself: reaching past its top ranks first
-                slack = _slack(ranking, prefixes, fail, tables, outcomes, depth, target, plan.depth - depth - 1)
+                slack = _slack(
+                    ranking, prefixes, fail, parent_solve, tables, outcomes, depth, target, plan.depth - depth - 1
+                )
                 rank = _promise(slack, prefixes.spend, floor[near], coarse, size // 2)
                 prefixes = prefixes.take(rank[:size])
                 fail = _extended(prefixes, fail, tables, outcomes, depth)
@@ -437,26 +439,26 @@ def _slack(
     bound: CompletionBound,
     prefixes: _Points,
     fail: Array,
+    parent_solve: Array,
     tables: FailureTables,
     outcomes: Outcomes,
     depth: int,
     target: Target,
     remaining: int,
 ) -> Array:
-    """The completion bound's slack (`CompletionBound.slack`, any providers may follow) of each prefix, whose
-    unsolved chances are made from their parents' (`fail`) a chunk at a time."""
-    slack = np.empty(len(prefixes.solve))
+    """The completion bound's slack (`CompletionBound.slack`, any providers may follow) of each prefix: −∞ where
+    its parent (solve rate `parent_solve`, unsolved chances `fail`) shows it (`past_children`), else from its own
+    unsolved chances, made from its parent's a chunk at a time."""
+    slack = np.full(len(prefixes.solve), -np.inf)
+    remaining, none = max(remaining, 1), np.zeros(0, np.int64)
+    gained = prefixes.solve - parent_solve[prefixes.parent]
+    past = bound.past_children(fail, none, remaining, target, parent_solve, prefixes.parent, gained)
+    rows = np.flatnonzero(~past)
     chunk = max(1, CELLS // max(fail.shape[1], 1))
-    for start in range(0, len(slack), chunk):
-        part = prefixes.take(np.arange(start, min(start + chunk, len(slack))))
-        slack[start : start + chunk] = bound.slack(
-            part.solve,
-            part.spend,
-            _extended(part, fail, tables, outcomes, depth),
-            np.zeros(0, np.int64),
-            max(remaining, 1),
-            target,
-        )
+    for start in range(0, rows.size, chunk):
+        part = prefixes.take(rows[start : start + chunk])
+        extended = _extended(part, fail, tables, outcomes, depth)
+        slack[rows[start : start + chunk]] = bound.slack(part.solve, part.spend, extended, none, remaining, target)
     return slack
 
 

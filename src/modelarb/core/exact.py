@@ -355,12 +355,13 @@ def _search(
                 if (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
                     return hull, evaluated, depth + 1  # too many prefixes to keep them all: give up here
             if thin and bins is not None:  # per solve bin and set of providers (or last provider)
-                sets = np.repeat(parent_set[sweep.rows] * n_p + sweep.q, sweep.solve.shape[1])
+                sets = (parent_set[sweep.rows] * n_p + sweep.q)[:, None]  # per row of the sweep
                 fine, keys = bins * BEAM_PER_BIN / top, n_sets * n_p
                 if keep is None:
-                    keep = _nearest(solve, spend, floor, sets, fine, keys)
+                    keep = _nearest(sweep.solve, sweep.spend, floor.reshape(sweep.solve.shape), sets, fine, keys)
                 else:
-                    keep = keep[_nearest(solve[keep], spend[keep], floor[keep], sets[keep], fine, keys)]
+                    sets = np.broadcast_to(sets, sweep.solve.shape).ravel()[keep]
+                    keep = keep[_nearest(solve[keep], spend[keep], floor[keep], sets, fine, keys)]
             if keep is None:
                 keep = np.arange(solve.size)
             kept.append(sweep.points(keep))
@@ -562,12 +563,13 @@ def _sweeps(
 
 def _nearest(solve: Array, spend: Array, floor: Array, last: Index | int, per_solve: float, n_p: int) -> Index:
     """For each solve-rate bin (`per_solve` bins per unit of solve rate) and last provider, the point nearest
-    the hull: least relative excess spend over `floor`, the hull at its solve rate (the first such point; by key)."""
+    the hull: least relative excess spend over `floor`, the hull at its solve rate (the first such point; flat
+    indices, by key). `last` broadcasts against `solve`, of any shape."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.where(floor > 0, spend / floor - 1.0, np.where(spend > 0, np.inf, 0.0))
+        gap = np.where(floor > 0, spend / floor - 1.0, np.where(spend > 0, np.inf, 0.0)).ravel()
     if gap.size == 0:
         return np.zeros(0, np.int64)
-    key = _keys(solve, last, per_solve, n_p)
+    key = _keys(solve, last, per_solve, n_p).ravel()
     best = np.full(int(key.max()) + 1, np.inf)
     np.minimum.at(best, key, gap)
     hit = np.flatnonzero((gap == best[key]) & (gap < np.inf))

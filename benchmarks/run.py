@@ -157,45 +157,58 @@ def beam_gaps() -> Report:
 
 
 def economics(command: str) -> Report:
-    """A market command's analysis at 24 providers; the answer adds its CPU time and how many searches ran."""
-    import inspect
+    """A market command's analysis at 24 providers; the answer adds its CPU time (with any child process's) and how
+    many searches ran (in this process or a child: `parallel.alongside`)."""
+    import tempfile
 
     from markets import leaderboard
+    from modelarb import economics as econ
     from modelarb.core import search as search_module
     from modelarb.core.search import best_solve_rate
-    from modelarb.economics import cascade_cost, compete, market_arbitrage, market_entry, revenue, segmentation
 
-    searches = []  # the market each exact search ran on (counted through, not replaced)
+    log = Path(tempfile.mkstemp(suffix=".searches")[1])  # one line per search, whichever process ran it
     exact_search = search_module.exact_search
 
     def counted(outcomes: Any, *args: Any, **kwargs: Any) -> Any:
-        searches.append(outcomes.n_providers)
+        with log.open("a") as out:
+            out.write(f"{outcomes.n_providers}\n")
         return exact_search(outcomes, *args, **kwargs)
 
     search_module.exact_search = counted
     outcomes = leaderboard(24, 500)
     names = list(outcomes.providers)
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), time.process_time() + _children_cpu()
     if command == "entry":
         incumbents = outcomes.select(names[:-1])
         levels = np.linspace(0.3, best_solve_rate(incumbents), 100)
-        entry = market_entry(outcomes, names[:-1], names[-1], levels, "exact")
+        entry = econ.market_entry(outcomes, names[:-1], names[-1], levels, "exact")
         answer = f"entrant's share {100 * entry.average_with_after[-2]:.1f}%"
-    else:
+    elif command == "revenue":
         levels = np.linspace(0.3, best_solve_rate(outcomes), 100)
-        result = market_arbitrage(outcomes, levels, "exact")
-        if command == "revenue":
-            earned, _ = revenue(result), segmentation(result)
-            answer = f"providers keep {100 * float(np.nanmean(earned.revenue_change)):.1f}% on average"
-        else:  # the rival reads the market's search where it may (as `market compete` does), in code that can
-            reuse = {"market": result} if "market" in inspect.signature(cascade_cost).parameters else {}
-            rival = cascade_cost(outcomes, levels, names[::2], "exact", **reuse)
-            race = compete(np.stack([result.arbitrage_cost, rival]), result.market_price, ["a", "rival"])
-            answer = f"settled margin {100 * float(np.mean(race.settled_margin)):.1f}% on average"
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    sizes = " + ".join(str(p) for p in searches)
+        result = econ.market_arbitrage(outcomes, levels, "exact")
+        earned, _ = econ.revenue(result), econ.segmentation(result)
+        answer = f"providers keep {100 * float(np.nanmean(earned.revenue_change)):.1f}% on average"
+    else:  # a rival with every other provider, as `market compete --rival-providers` has it, in code that can
+        levels = np.linspace(0.3, best_solve_rate(outcomes), 100)
+        if hasattr(econ, "market_and_rival"):
+            result, rival = econ.market_and_rival(outcomes, levels, names[::2], "exact")
+        else:
+            result = econ.market_arbitrage(outcomes, levels, "exact")
+            rival = econ.cascade_cost(outcomes, levels, names[::2], "exact", market=result)
+        race = econ.compete(np.stack([result.arbitrage_cost, rival]), result.market_price, ["a", "rival"])
+        answer = f"settled margin {100 * float(np.mean(race.settled_margin)):.1f}% on average"
+    seconds, cpu = time.perf_counter() - start, time.process_time() + _children_cpu() - cpu
+    searches = log.read_text().split()
+    log.unlink()
+    sizes = " + ".join(searches)
     answer += f"; CPU {cpu:.3g} s; {len(searches)} search{'es' * (len(searches) > 1)} ({sizes} providers)"
     return {"seconds": seconds, "cpu_seconds": cpu, "answer": answer}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished child processes."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def workloads(data: Path, repeat: int, baseline: bool) -> dict[str, Callable[[], Report]]:

@@ -132,7 +132,7 @@ def test_completion_bound_is_below_every_completion() -> None:
     first = outcomes.provider_index(["m0"])[0]
     k = np.ones((1, outcomes.n_instances))
     fail = FailureTable(outcomes.n[:, first], outcomes.s[:, first]).at(k)
-    delta, least, _ = bound._curves(fail, np.array([first]), 3)
+    delta, least, _, _ = bound._curves(fail, np.array([first]), 3)
     for q in range(1, 4):
         for cap in np.geomspace(1e-5, 1.0, 25):
             kq = np.floor(cap / outcomes.cost[:, q] * (1 + 1e-12))
@@ -261,3 +261,54 @@ def test_cli_search_options(run_cli: Run, tmp_path: Path) -> None:
         assert result.code == 0, result.err
     result = run_cli("arbitrage", "--data", str(folder), "--scheme", "paper", "--beam-width", "8")
     assert result.code != 0 and "exact scheme" in result.err
+
+
+def test_slack_by_hull_segments_is_the_minimum_over_the_bound_curve() -> None:
+    """The slack read segment by segment of H equals min over δ ≤ most of (S + L(δ) − H(R + δ)) / S, read at
+    every breakpoint of L (and −∞ where a completion may pass H's top)."""
+    outcomes = leaderboard(8, 80, seed=5, attempts=3)
+    bound = CompletionBound.of(outcomes)
+    rng = np.random.default_rng(1)
+    fail = rng.random((300, outcomes.n_instances)) * (rng.random((300, outcomes.n_instances)) < 0.6)
+    solve, spend = rng.random(300) * 0.6, rng.random(300) * 0.02
+    points = rng.random((40, 2)) * [0.9, 0.05]
+    hull_x, hull_y = np.append(0.0, points[:, 0]), np.append(0.0, points[:, 1])
+    vertices = lower_hull(hull_x, hull_y)
+    target = Target.of(hull_x[vertices], hull_y[vertices])
+    assert target.convex
+    used = np.array([2])
+    for remaining in (1, 2, 5):
+        slack = bound.slack(solve, spend, fail, used, remaining, target)
+        delta, least, most, _ = bound._curves(fail, used, remaining)
+        for k in range(len(solve)):
+            d = np.append(delta[k][delta[k] < most[k]], most[k])
+            value = (spend[k] + np.interp(d, delta[k], least[k]) - target.at(solve[k] + d)).min() / spend[k]
+            if solve[k] + most[k] > target.reach:
+                assert slack[k] == -np.inf
+            else:
+                assert slack[k] == pytest.approx(value, rel=1e-9, abs=1e-12)
+        assert np.isfinite(slack).any() and np.isinf(slack).any()
+
+
+def test_children_past_the_top_by_their_parent_are_past_by_their_own_curve() -> None:
+    """`past_children` reads from a parent alone what `slack` finds from each child's own unsolved chances."""
+    outcomes = leaderboard(8, 80, seed=6, attempts=3)
+    bound = CompletionBound.of(outcomes)
+    rng = np.random.default_rng(2)
+    shape = (40, outcomes.n_instances)
+    parents = np.where(rng.random(shape) < 0.8, 1.0, rng.random(shape))
+    parent = rng.integers(0, 40, 400)
+    cut = rng.random((400, outcomes.n_instances)) < rng.random((400, 1))
+    children = parents[parent] * np.where(cut, rng.random((400, 1)), 1.0)  # each child leaves less unsolved
+    solve, parent_solve = 1 - children.mean(axis=1), 1 - parents.mean(axis=1)
+    none = np.zeros(0, np.int64)
+    flagged = []
+    for top in (0.93, 0.97):
+        target = Target.of(np.array([0.0, top]), np.array([0.0, 0.01]))
+        for remaining in (1, 2, 4):
+            gained = solve - parent_solve[parent]
+            past = bound.past_children(parents, none, remaining, target, parent_solve, parent, gained)
+            slack = bound.slack(solve, np.full(400, 0.005), children, none, remaining, target)
+            assert np.all(slack[past] == -np.inf)
+            flagged.append(past.sum())
+    assert min(flagged) == 0 and 0 < max(flagged) < 400  # some flag none, some a part

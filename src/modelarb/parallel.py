@@ -1,7 +1,8 @@
 """Where the independent parts of a job run: in this process, in local processes, or on a Dask cluster.
 
 An executor applies `fn(shared, *part)` to each part and yields `(part index, result)` as parts
-finish; `in_order` collects the results by part index. Work is split by the caller, from its
+finish; `in_order` collects the results by part index. `alongside` runs two independent jobs at once
+(the second in a forked process). Work is split by the caller, from its
 inputs alone (bootstrap chunks, first-stage providers of a search), and a part's result depends
 only on the part, so every executor gives the same numbers. `shared` (e.g. the market) is shipped
 to every worker with the job: workers need modelarb, not the data.
@@ -20,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 from modelarb.errors import AnalysisError
 
 R = TypeVar("R")
+S = TypeVar("S")
 Part = tuple[Any, ...]
 EXECUTORS = ("serial", "processes")
 SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://")
@@ -150,3 +152,40 @@ def executor_for(
     if name == "serial":
         return SerialExecutor()
     raise AnalysisError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}, or a Dask cluster address")
+
+
+def alongside(here: Callable[[], R], there: Callable[[], S]) -> tuple[R, S]:
+    """`here()` in this process while `there()` runs in a forked child, when this machine has a second core and
+    can fork; else one after the other. Each job depends only on its own inputs, so the results are the same
+    either way. An error in `there` is raised here; if the child dies without an answer, `there` runs here."""
+    if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return here(), there()
+    context = multiprocessing.get_context("fork")  # the child only computes and sends back: no lock it needs
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_answer, args=(there, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        mine = here()
+        try:
+            failed, theirs = receive.recv()
+        except EOFError:  # the child died (e.g. killed for memory): do its job here
+            return mine, there()
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
+    if failed:
+        raise theirs
+    return mine, theirs
+
+
+def _answer(job: Callable[[], Any], send: Any) -> None:
+    """Run `job` and send (failed, result or exception) back."""
+    try:
+        send.send((False, job()))
+    except Exception as exc:
+        send.send((True, exc))
+    finally:
+        send.close()

@@ -79,9 +79,7 @@ def named_cascades(result: ArbitrageResult, rows: NDArray[np.int64]) -> NDArray[
 
 def shown_rows(result: ArbitrageResult, rows: int = TABLE_ROWS) -> NDArray[np.int64]:
     """About `rows` evenly spaced levels, plus the one with the largest margin."""
-    count = len(result.levels)
-    spaced = np.linspace(0, count - 1, min(rows, count)).round().astype(np.int64)
-    return np.unique(np.append(spaced, int(result.margin.argmax())))
+    return np.array(result.spaced_levels(rows), dtype=np.int64)
 
 
 def print_result(result: ArbitrageResult, outcomes: Outcomes) -> None:

@@ -100,19 +100,12 @@ def solve_rate_grid(spec: str | None, outcomes: Outcomes, scheme: Scheme) -> NDA
 
 
 def default_levels(outcomes: Outcomes, best: float, count: int = DEFAULT_LEVELS) -> NDArray[np.float64]:
-    """`count` levels from where cascades start to matter up to `best`, the best single provider's solve rate.
+    """`count` levels from where cascades start to matter (`scales.cascades_start`) up to `best`, the best single
+    provider's solve rate; when every provider reaches `best`, from one instance's worth of it."""
+    from modelarb.core.scales import cascades_start
 
-    The start is the best mean pass@1 (one attempt of the strongest provider; beyond it only
-    retries and cascades help) when that lies below `best`; in one-attempt markets, where it
-    does not, the weakest provider's solve rate (the range over which providers compete);
-    and when every provider reaches the same solve rate, one instance's worth of it.
-    """
-    pass_at_1 = float(outcomes.pass_at_1.mean(axis=0).max())
-    reach = (outcomes.s > 0).mean(axis=0)
-    one_instance = 1.0 / outcomes.n_instances
-    starts = [pass_at_1, float(reach[reach > 0].min(initial=best))]
-    low = next((u for u in starts if 0 < u < best - 0.5 * one_instance), min(one_instance, best))
-    return np.linspace(low, best, count)
+    low = cascades_start(outcomes, best)
+    return np.linspace(min(1.0 / outcomes.n_instances, best) if low is None else low, best, count)
 
 
 def note_cutoffs(outcomes: Outcomes, scheme: Scheme) -> None:

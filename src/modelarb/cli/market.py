@@ -143,31 +143,33 @@ def compete_command(
     by --factor per round down to their cost. With it: the full arbitrageur against one with
     fewer providers; the race settles at the second-lowest cost and the cheaper one keeps the gap.
     The exact scheme reads the rival from the arbitrageur's search where that is exact (a proven
-    optimum whose cascades use only the rival's providers), else searches the rival's market too.
+    optimum whose cascades use only the rival's providers), else searches the rival's market too
+    (at the same time, in a second process, when the arbitrageur's search is a beam search).
 
     JSON keys: levels, cost_unit, names, factor, rounds, market_price, arbitrage_costs
     ({name: per u}), prices (per round, per u), price_ratio (price / market price),
     settled_price, winner (name per u, null: the providers keep the market), settled_margin,
     instances, source.
     """
-    from modelarb.economics import cascade_cost, compete
+    from modelarb.economics import compete, market_and_rival
 
     chosen = scheme_of(scheme)
     split = search_options.partition(cluster, workers, parts, chosen)
     outcomes = grid_market(options.market(data, providers, unit), chosen, providers)
     grid = solve_rate_grid(levels, outcomes, chosen)
     exact = search_options.exact_settings(beam_width, max_depth, orders, split)
-    result = _arbitrage(outcomes, grid, chosen, exact)
-    names, costs = ["arbitrageur A", "arbitrageur B"], [result.arbitrage_cost, result.arbitrage_cost]
     rival_names = options.provider_list(rival)
-    if rival_names is not None:
+    if rival_names is None:
+        result = _arbitrage(outcomes, grid, chosen, exact)
+        names, costs = ["arbitrageur A", "arbitrageur B"], [result.arbitrage_cost, result.arbitrage_cost]
+    else:
         if not set(rival_names) < set(outcomes.providers):
             raise AnalysisError(
                 f"--rival-providers must be a strict subset of the market's providers ({', '.join(outcomes.providers)})"
             )
-        with console_err.status("searching the rival's cascades …"):
-            costs[1] = cascade_cost(outcomes, result.levels, rival_names, chosen, exact, market=result)
-        names = ["arbitrageur", "rival"]
+        with console_err.status(f"searching the arbitrageur's and the rival's cascades ({chosen} scheme) …"):
+            result, rival_cost = market_and_rival(outcomes, grid, rival_names, chosen, exact)
+        names, costs = ["arbitrageur", "rival"], [result.arbitrage_cost, rival_cost]
         console.print(f"rival buys only from {', '.join(rival_names)}", highlight=False)
     race = compete(np.stack(costs), result.market_price, names, factor, None if settle else rounds)
     _print_race(race, result)
@@ -228,7 +230,8 @@ def entry_command(
 
     --levels must lie within the incumbents' reach (stop may be `best`: the incumbents' best).
     The exact scheme reads the market before entry from the search after it where that is exact (a
-    proven optimum in which the entrant serves no level), else searches it too.
+    proven optimum in which the entrant serves no level), else searches it too (at the same time, in a
+    second process, when the search after entry is a beam search).
 
     JSON keys: incumbents, entrant, cost_unit, levels, shares_with_arbitrage and
     shares_without_arbitrage, each {before, after: {provider or "arbitrageur": {per_level,

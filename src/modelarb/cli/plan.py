@@ -225,9 +225,7 @@ def print_validation(validation: Validation, level: float) -> None:
     if validation.optimum is not None:
         console.print(f"  chosen: {validation.label} ({validation.rule})", highlight=False)
         console.print(f"  in-sample optimum: {validation.optimum.describe()}", highlight=False)
-    warning = validation.chosen.warning()
-    if warning:
-        console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    _warn(validation.chosen)
 
 
 def print_cross_validation(
@@ -239,10 +237,15 @@ def print_cross_validation(
     with console_err.status(f"cross-validating over {folds} folds …"):
         checked = cross_validate(outcomes, level, scheme, folds=folds, in_sample=in_sample)
     console.print(f"at u = {level:.4f}: {checked.describe()}", highlight=False)
+    _warn(checked)
+    return checked
+
+
+def _warn(checked: CrossValidated) -> None:
+    """On stderr, the warning a cross-validation raises (held-out margins far from the in-sample one), if any."""
     warning = checked.warning()
     if warning:
         console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    return checked
 
 
 @plan_app.command("evaluate")

@@ -33,6 +33,7 @@ GROUPS = 32  # breakpoints of the coarse bound on a prefix's children
 GRID = 256  # solve-rate cells of the coarse bound
 STAGE_GROUPS = 64  # breakpoints of each provider's coarse curve in the one-stage bound
 CELLS = 1_000_000  # prefixes × instances bounded at once
+PAST_MARGIN = 1e-12  # a child is past the hull's top by its parent's bound only when past it by this much
 
 
 def _hull_at(hull_solve: Array, hull_spend: Array, x: Array) -> Array:
@@ -66,6 +67,23 @@ class Target:
         """T is the hull so far (convex) up to this solve rate: its first vertex past `top` (+∞: none)."""
         beyond = self.solve[self.solve > self.top + REACH_TOLERANCE]
         return float(beyond[0]) if beyond.size else np.inf
+
+    @property
+    def reach(self) -> float:
+        """The solve rate above which T is +∞ (+∞ where lines beyond `top` extend it)."""
+        if np.any(self.solve > self.top + REACH_TOLERANCE):
+            return np.inf
+        return float(self.solve[-1] + REACH_TOLERANCE)
+
+    @property
+    def convex(self) -> bool:
+        """T is the hull itself (nothing beyond `top`), at least one segment of it, nondecreasing."""
+        return (
+            len(self.solve) >= 2
+            and bool(np.all(np.diff(self.solve) > 0))
+            and not np.any(self.solve > self.top + REACH_TOLERANCE)
+            and bool(np.all(np.diff(self.spend) >= 0))
+        )
 
     def at(self, x: Array) -> Array:
         """T at solve rates x (any shape)."""
@@ -101,16 +119,51 @@ class CompletionBound:
 
     def least_at(self, solve: float, n_instances: int, stages: int) -> float:
         """A lower bound on the spend of any cascade of at most `stages` stages reaching `solve`."""
-        delta, least, _ = self._curves(np.ones((1, n_instances)), np.zeros(0, np.int64), stages)
+        delta, least, _, _ = self._curves(np.ones((1, n_instances)), np.zeros(0, np.int64), stages)
         return float(np.interp(solve, delta[0], least[0]))
 
-    def _curves(self, fail: Array, used: Index, remaining: int) -> tuple[Array, Array, Array]:
-        """For prefixes sharing the used providers: breakpoints (δ, L) (K, I + 1) and the most δ (K,)."""
-        n_inst, n_prov = self.per_solve.shape
-        free = np.setdiff1d(np.arange(n_prov), used)
+    def _free(self, used: Index) -> Index:
+        """The providers a completion may still use."""
+        return np.setdiff1d(np.arange(self.per_solve.shape[1]), used)
+
+    def _reach(self, fail: Array, free: Index, remaining: int) -> tuple[Array, Array]:
+        """Per prefix (K,): what the `remaining` unused providers with the most reach could remove (the sum of
+        their gains), and what any unused provider removes."""
+        n_inst = self.per_solve.shape[0]
+        gains = fail @ self.reach[:, free] / n_inst  # (K, free)
+        if remaining < free.size:  # the `remaining` largest gains
+            gains = np.partition(gains, free.size - remaining, axis=1)[:, free.size - remaining :]
+        return gains.sum(axis=1), fail @ self.reach[:, free].max(axis=1) / n_inst
+
+    def _most(self, fail: Array, free: Index, remaining: int) -> Array:
+        """The most δ (K,): at most what the `remaining` unused providers with the most reach, or any, remove."""
+        return np.minimum(*self._reach(fail, free, remaining))
+
+    def past_children(
+        self, fail: Array, used: Index, remaining: int, hull: Target, solve: Array, parent: Index, gained: Array
+    ) -> NDArray[np.bool_]:
+        """Which children of prefixes (rows of `fail`, at solve rates `solve`) `slack` finds −∞ (a completion may
+        pass H's top) whatever they leave unsolved: child k extends prefix `parent[k]`, gaining `gained[k]`.
+
+        A child that gains Δ removes Δ of its parent's unsolved chance, so each provider's gain after it is at least
+        its gain after the parent less Δ: R + most ≥ R_p + Δ + min(G_p − r Δ, W_p − Δ), G_p the parent's r largest
+        gains and W_p what any unused provider removes after it (r = `remaining`).
+        """
+        free = self._free(used)
+        if free.size == 0 or remaining <= 0 or not np.isfinite(hull.reach):
+            return np.zeros(len(parent), dtype=bool)
+        top, removable = self._reach(fail, free, remaining)
+        least = solve[parent] + np.minimum(top[parent] - (remaining - 1) * gained, removable[parent])
+        return least > hull.reach + PAST_MARGIN
+
+    def _curves(self, fail: Array, used: Index, remaining: int) -> tuple[Array, Array, Array, Array]:
+        """For prefixes sharing the used providers: breakpoints (δ, L) (K, I + 1), the most δ (K,), and the
+        slopes of L's segments (I,), the instances' rates in increasing order (+∞: none removes it)."""
+        n_inst = self.per_solve.shape[0]
+        free = self._free(used)
         if free.size == 0 or remaining <= 0:
             zero = np.zeros((len(fail), 1))
-            return zero, zero, np.zeros(len(fail))
+            return zero, zero, np.zeros(len(fail)), np.zeros(0)
         rate = self.per_solve[:, free].min(axis=1)
         order = np.argsort(rate, kind="stable")
         rate = rate[order]
@@ -122,10 +175,7 @@ class CompletionBound:
         np.cumsum(mass, axis=1, out=delta[:, 1:])
         mass *= np.where(finite, rate, 0.0)
         np.cumsum(mass, axis=1, out=spend[:, 1:])
-        gains = fail @ self.reach[:, free] / n_inst  # (K, free)
-        if remaining < free.size:  # the `remaining` largest gains
-            gains = np.partition(gains, free.size - remaining, axis=1)[:, free.size - remaining :]
-        return delta, spend, np.minimum(gains.sum(axis=1), delta[:, -1])
+        return delta, spend, self._most(fail, free, remaining), rate
 
     @cached_property
     def _stage_groups(self) -> list[tuple[Array, Array]]:
@@ -150,10 +200,10 @@ class CompletionBound:
         (`Target.convex_to`) that suffices, elsewhere T (nondecreasing) at the group's end must also lie below
         S + L_q at its start (a staircase, sound without convexity). Holds for any market.
         """
-        n_inst, n_prov = self.per_solve.shape
+        n_inst = self.per_solve.shape[0]
         margin = -CLOSE_TOLERANCE * np.maximum(np.abs(spend), 1e-300)
         is_open = spend - hull.at(solve) < margin  # the prefix itself below T
-        for q in np.setdiff1d(np.arange(n_prov), used).tolist():
+        for q in self._free(used).tolist():
             member, rate = self._stage_groups[q]
             rows = np.flatnonzero(~is_open)  # closed so far
             if rate.size == 0 or rows.size == 0:
@@ -178,7 +228,21 @@ class CompletionBound:
     def slack(self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: Target) -> Array:
         """min over δ of (S + L(δ) − H(R + δ)) / S per prefix: ≥ 0 closes it, the lower the more promising
         (−∞ where a completion may reach past the hull's top)."""
-        delta, least, most = self._curves(fail, used, remaining)
+        free = self._free(used)
+        if free.size == 0 or remaining <= 0 or not np.isfinite(hull.reach):
+            return self._slack(solve, spend, fail, used, remaining, hull)
+        past = solve + self._most(fail, free, remaining) > hull.reach  # no curve needed there
+        if not past.any():
+            return self._slack(solve, spend, fail, used, remaining, hull)
+        out = np.full(len(solve), -np.inf)
+        rows = np.flatnonzero(~past)
+        if rows.size:
+            out[rows] = self._slack(solve[rows], spend[rows], fail[rows], used, remaining, hull)
+        return out
+
+    def _slack(self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: Target) -> Array:
+        """`slack` of prefixes, by L's breakpoints (or H's segments where `_segment_slack` applies)."""
+        delta, least, most, rate = self._curves(fail, used, remaining)
         # the curve stops at δ = most: clip the breakpoints there, L read by linear interpolation
         below = (delta < most[:, None]).sum(axis=1)  # breakpoints before `most`; ≥ 1 since delta[:, 0] = 0
         j = np.minimum(below, delta.shape[1] - 1)
@@ -186,6 +250,8 @@ class CompletionBound:
         d0, d1, l0, l1 = delta[rows, j - 1], delta[rows, j], least[rows, j - 1], least[rows, j]
         with np.errstate(invalid="ignore", divide="ignore"):
             at_most = np.where(d1 > d0, l0 + (most - d0) * (l1 - l0) / (d1 - d0), l0)
+        if hull.convex and rate.size:
+            return _segment_slack(solve, spend, delta, least, most, at_most, rate, hull)
         # both rise along a row: past `most`, δ becomes `most` and L becomes L(most)
         np.minimum(delta, most[:, None], out=delta)
         np.minimum(least, at_most[:, None], out=least)
@@ -204,7 +270,7 @@ class CompletionBound:
         rises with x, so the cell's right end gives a threshold for the whole cell. L is coarsened to
         `GROUPS` breakpoints, each group charged at its cheapest rate (a lower bound again).
         """
-        delta, least, most = self._curves(fail, used, remaining)
+        delta, least, most, _ = self._curves(fail, used, remaining)
         n_b = delta.shape[1]
         picks = np.unique(np.linspace(0, n_b - 1, GROUPS + 1).astype(np.int64))
         # group [picks[g], picks[g+1]): charged at the slope of its first segment (the least in the group)
@@ -224,6 +290,30 @@ class CompletionBound:
             value = hull.at(cells[None, :] + d[:, g : g + 1]) - coarse[:, g : g + 1]
             phi = value if g == 0 else np.maximum(phi, value)
         return phi
+
+
+def _segment_slack(
+    solve: Array, spend: Array, delta: Array, least: Array, most: Array, at_most: Array, rate: Array, hull: Target
+) -> Array:
+    """`CompletionBound.slack` against a convex nondecreasing H, one hull segment at a time (K × segments, not
+    K × breakpoints of L).
+
+    On its domain H is the largest of its segments' lines y_j + s_j (x − x_j) (and of the flat line y_0), so
+    min_δ S + L(δ) − H(R + δ) = min_j min_δ [S + L(δ) − y_j − s_j (R + δ − x_j)]. L is convex with slopes the
+    sorted rates, so the inner minimum over δ ≤ `most` lies at the breakpoint where the rates reach s_j (the
+    same column for every prefix), or at `most` if that comes first. Past H's top the slack is −∞.
+    """
+    slope = np.append(0.0, np.diff(hull.spend) / np.diff(hull.solve))
+    x, y = np.append(hull.solve[0], hull.solve[:-1]), np.append(hull.spend[0], hull.spend[:-1])
+    column = np.searchsorted(rate, slope, side="left")  # rates below s_j: the δ where L's slope reaches s_j
+    d, least_d = delta[:, column], least[:, column]
+    clipped = d > most[:, None]
+    d = np.where(clipped, most[:, None], d)
+    least_d = np.where(clipped, at_most[:, None], least_d)
+    value = (spend[:, None] + least_d - y) - slope * (solve[:, None] + d - x)
+    slack = value.min(axis=1) / np.maximum(np.abs(spend), 1e-300)
+    past = solve + most > hull.solve[-1] + REACH_TOLERANCE
+    return np.where(past, -np.inf, slack)
 
 
 def cell_of(solve: Array) -> Index:

@@ -196,23 +196,8 @@ def exact_hull(
     tables = [FailureTable(outcomes.n[:, p], outcomes.s[:, p]) for p in range(outcomes.n_providers)]
     steps = [Breakpoints.of(outcomes, p, tables[p]) for p in range(outcomes.n_providers)]
     joint = FailureTables(tables)
-    depth = min(max_depth or outcomes.n_providers, outcomes.n_providers)
-    counts = _cascade_counts([len(s.caps) for s in steps], allowed, outcomes.n_providers)
-    total = sum(counts[:depth])
-    fits = (
-        total <= EXHAUSTIVE_CASCADES
-        and max(counts[: depth - 1], default=0) * outcomes.n_instances <= EXHAUSTIVE_PREFIX_CELLS
-    )
-    if beam_width is not None:
-        plan = _Plan(beam_width, depth, False, top)
-    elif branch or (not fits and depth <= BRANCH_DEPTH):
-        plan = _Plan(None, depth, True, top)
-    elif fits:
-        plan = _Plan(None, depth, False, top)
-    else:  # a beam search; unless told otherwise, of cascades of at most DEFAULT_BEAM_DEPTH stages
-        depth = min(max_depth or DEFAULT_BEAM_DEPTH, depth)
-        total = sum(counts[:depth])
-        plan = _Plan(DEFAULT_BEAM, depth, False, top)
+    plan, total = _choose(outcomes, steps, allowed, top, beam_width, max_depth, branch)
+    depth = plan.depth
     if first is not None and not all(0 <= p < outcomes.n_providers for p in first):
         raise AnalysisError(f"first-stage providers must be columns 0 … {outcomes.n_providers - 1}, got {list(first)}")
     plan = replace(plan, first=None if first is None else frozenset(first))
@@ -255,6 +240,43 @@ def exact_hull(
             f"{evaluated:,} of {total:.3g} cascades over {scope}; lower convex hull"
         )
     return SearchHull(hull, method, evaluated, plan.bins is None and gave_up is None)
+
+
+def proves(
+    outcomes: Outcomes, *, orders: Orders = None, beam_width: int | None = None, max_depth: int | None = None
+) -> bool:
+    """Whether `exact_search` with these options aims at a proven optimum (exhaustive, or branch and bound, which
+    may still give up) rather than a beam search."""
+    allowed = _allowed_sequences(outcomes, orders)
+    steps = [Breakpoints.of(outcomes, p) for p in range(outcomes.n_providers)]
+    return _choose(outcomes, steps, allowed, 1.0, beam_width, max_depth, None)[0].bins is None
+
+
+def _choose(
+    outcomes: Outcomes,
+    steps: list[Breakpoints],
+    allowed: set[tuple[int, ...]] | None,
+    top: float,
+    beam_width: int | None,
+    max_depth: int | None,
+    branch: bool | None,
+) -> tuple[_Plan, float]:
+    """How `exact_hull` searches (see `exact_search`), and how many cascades of at most its depth there are."""
+    depth = min(max_depth or outcomes.n_providers, outcomes.n_providers)
+    counts = _cascade_counts([len(s.caps) for s in steps], allowed, outcomes.n_providers)
+    total = sum(counts[:depth])
+    fits = (
+        total <= EXHAUSTIVE_CASCADES
+        and max(counts[: depth - 1], default=0) * outcomes.n_instances <= EXHAUSTIVE_PREFIX_CELLS
+    )
+    if beam_width is not None:
+        return _Plan(beam_width, depth, False, top), total
+    if branch or (not fits and depth <= BRANCH_DEPTH):
+        return _Plan(None, depth, True, top), total
+    if fits:
+        return _Plan(None, depth, False, top), total
+    depth = min(max_depth or DEFAULT_BEAM_DEPTH, depth)  # a beam, of at most DEFAULT_BEAM_DEPTH stages by default
+    return _Plan(DEFAULT_BEAM, depth, False, top), sum(counts[:depth])
 
 
 def _polished(
@@ -335,7 +357,7 @@ def _search(
     bins = plan.bins
     fewest, size = (0, 0) if bins is None else _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.widen)
     for depth in range(plan.depth):
-        last, held = depth == plan.depth - 1, 0
+        last, held, parent_solve = depth == plan.depth - 1, 0, prefixes.solve
         kept: list[_Points] = []
         parent_set, n_sets = np.zeros(len(prefixes.solve), np.int64), 1
         thin = bins is not None and _children(prefixes, steps, depth) > BEAM_CHILDREN * fewest
@@ -351,17 +373,22 @@ def _search(
             hull = _Points.joined([hull, sweep.points(below)]).hull()
             if last:
                 continue
-            if limits is None:
-                keep = np.arange(solve.size)
-            else:  # children the parent's completion bound already closes are dropped here
+            keep = None  # every child, unless the parent's completion bound already closes some of them
+            if limits is not None:
                 row = np.repeat(sweep.rows, sweep.solve.shape[1])
                 keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
-            if bound is not None and (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
-                return hull, evaluated, depth + 1  # too many prefixes to keep them all: give up here
+                if (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
+                    return hull, evaluated, depth + 1  # too many prefixes to keep them all: give up here
             if thin and bins is not None:  # per solve bin and set of providers (or last provider)
-                sets = np.repeat(parent_set[sweep.rows] * n_p + sweep.q, sweep.solve.shape[1])[keep]
-                near = _nearest(solve[keep], spend[keep], floor[keep], sets, bins * BEAM_PER_BIN / top, n_sets * n_p)
-                keep = keep[near]
+                sets = (parent_set[sweep.rows] * n_p + sweep.q)[:, None]  # per row of the sweep
+                fine, keys = bins * BEAM_PER_BIN / top, n_sets * n_p
+                if keep is None:
+                    keep = _nearest(sweep.solve, sweep.spend, floor.reshape(sweep.solve.shape), sets, fine, keys)
+                else:
+                    sets = np.broadcast_to(sets, sweep.solve.shape).ravel()[keep]
+                    keep = keep[_nearest(solve[keep], spend[keep], floor[keep], sets, fine, keys)]
+            if keep is None:
+                keep = np.arange(solve.size)
             kept.append(sweep.points(keep))
             held += keep.size
         if not kept:
@@ -392,7 +419,9 @@ def _search(
                     prefixes.solve, prefixes.spend, floor[near], prefixes.stages[:, depth], bins / top, n_p
                 )
                 target = Target.of(hull.solve, hull.spend)  # the hull itself: reaching past its top ranks first
-                slack = _slack(ranking, prefixes, fail, tables, outcomes, depth, target, plan.depth - depth - 1)
+                slack = _slack(
+                    ranking, prefixes, fail, parent_solve, tables, outcomes, depth, target, plan.depth - depth - 1
+                )
                 rank = _promise(slack, prefixes.spend, floor[near], coarse, size // 2)
                 prefixes = prefixes.take(rank[:size])
                 fail = _extended(prefixes, fail, tables, outcomes, depth)
@@ -436,26 +465,26 @@ def _slack(
     bound: CompletionBound,
     prefixes: _Points,
     fail: Array,
+    parent_solve: Array,
     tables: FailureTables,
     outcomes: Outcomes,
     depth: int,
     target: Target,
     remaining: int,
 ) -> Array:
-    """The completion bound's slack (`CompletionBound.slack`, any providers may follow) of each prefix, whose
-    unsolved chances are made from their parents' (`fail`) a chunk at a time."""
-    slack = np.empty(len(prefixes.solve))
+    """The completion bound's slack (`CompletionBound.slack`, any providers may follow) of each prefix: −∞ where
+    its parent (solve rate `parent_solve`, unsolved chances `fail`) shows it (`past_children`), else from its own
+    unsolved chances, made from its parent's a chunk at a time."""
+    slack = np.full(len(prefixes.solve), -np.inf)
+    remaining, none = max(remaining, 1), np.zeros(0, np.int64)
+    gained = prefixes.solve - parent_solve[prefixes.parent]
+    past = bound.past_children(fail, none, remaining, target, parent_solve, prefixes.parent, gained)
+    rows = np.flatnonzero(~past)
     chunk = max(1, CELLS // max(fail.shape[1], 1))
-    for start in range(0, len(slack), chunk):
-        part = prefixes.take(np.arange(start, min(start + chunk, len(slack))))
-        slack[start : start + chunk] = bound.slack(
-            part.solve,
-            part.spend,
-            _extended(part, fail, tables, outcomes, depth),
-            np.zeros(0, np.int64),
-            max(remaining, 1),
-            target,
-        )
+    for start in range(0, rows.size, chunk):
+        part = prefixes.take(rows[start : start + chunk])
+        extended = _extended(part, fail, tables, outcomes, depth)
+        slack[rows[start : start + chunk]] = bound.slack(part.solve, part.spend, extended, none, remaining, target)
     return slack
 
 
@@ -562,18 +591,19 @@ def _sweeps(
 
 def _nearest(solve: Array, spend: Array, floor: Array, last: Index | int, per_solve: float, n_p: int) -> Index:
     """For each solve-rate bin (`per_solve` bins per unit of solve rate) and last provider, the point nearest
-    the hull: least relative excess spend over `floor`, the hull at its solve rate."""
+    the hull: least relative excess spend over `floor`, the hull at its solve rate (the first such point; flat
+    indices, by key). `last` broadcasts against `solve`, of any shape."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.where(floor > 0, spend / floor - 1.0, np.where(spend > 0, np.inf, 0.0))
-    finite = np.flatnonzero(np.isfinite(gap))
-    if finite.size == 0:
-        return finite
-    key = _keys(solve, last, per_solve, n_p)[finite]
+        gap = np.where(floor > 0, spend / floor - 1.0, np.where(spend > 0, np.inf, 0.0)).ravel()
+    if gap.size == 0:
+        return np.zeros(0, np.int64)
+    key = _keys(solve, last, per_solve, n_p).ravel()
     best = np.full(int(key.max()) + 1, np.inf)
-    np.minimum.at(best, key, gap[finite])
-    hit = np.flatnonzero(gap[finite] == best[key])
-    _, first = np.unique(key[hit], return_index=True)
-    return finite[hit[first]]
+    np.minimum.at(best, key, gap)
+    hit = np.flatnonzero((gap == best[key]) & (gap < np.inf))
+    first = np.full(len(best), gap.size)
+    np.minimum.at(first, key[hit], hit)
+    return first[first < gap.size]
 
 
 def _keys(solve: Array, last: Index | int, per_solve: float, n_p: int) -> Index:

@@ -70,6 +70,11 @@ class ArbitrageResult:
     def max_margin_at(self) -> float:
         return float(self.levels[int(self.margin.argmax())])
 
+    def spaced_levels(self, count: int) -> list[int]:
+        """About `count` evenly spaced level indices, and the one with the largest margin, in order."""
+        spaced = np.linspace(0, len(self.levels) - 1, min(count, len(self.levels))).round().astype(np.int64)
+        return sorted({*map(int, spaced), int(self.margin.argmax())})
+
     def cascade_for(self, k: int) -> Cascade | None:
         """The (main) cascade used at level index k."""
         index = int(self.cascade_at[k])

@@ -48,6 +48,16 @@ def is_paper_data(outcomes: Outcomes) -> bool:
     return outcomes.dataset == PAPER_DATASET
 
 
+def cascades_start(outcomes: Outcomes, best: float) -> float | None:
+    """Where cascades start to matter below `best` (the best single provider's solve rate): the best mean pass@1
+    (one attempt of the strongest provider; beyond it only retries and cascades help) when it lies below `best`;
+    in one-attempt markets, where it does not, the weakest provider's solve rate (the range over which providers
+    compete); None when every provider reaches `best` (within half an instance)."""
+    reach = (outcomes.s > 0).mean(axis=0)
+    starts = [float(outcomes.pass_at_1.mean(axis=0).max()), float(reach[reach > 0].min(initial=best))]
+    return next((u for u in starts if 0 < u < best - 0.5 / outcomes.n_instances), None)
+
+
 def data_grid(scale: MarketScale) -> BudgetGrid:
     """Log-spaced budgets from half the cheapest attempt to the saturation cap, at the paper's density."""
     low, high = scale.cheapest / 2, max(scale.saturation, scale.cheapest)

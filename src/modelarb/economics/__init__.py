@@ -3,7 +3,7 @@
 from modelarb.economics.competition import CompetitionResult, UndercutResult, compete, undercut
 from modelarb.economics.distillation import DistillationResult, LogFit, distillation, fit_log
 from modelarb.economics.entry import EntryResult, market_entry
-from modelarb.economics.larger import cascade_cost, market_arbitrage
+from modelarb.economics.larger import cascade_cost, market_and_rival, market_arbitrage
 from modelarb.economics.revenue import RevenueResult, revenue
 from modelarb.economics.segmentation import SegmentationResult, segment, segmentation
 from modelarb.economics.submarket import read_submarket
@@ -20,6 +20,7 @@ __all__ = [
     "compete",
     "distillation",
     "fit_log",
+    "market_and_rival",
     "market_arbitrage",
     "market_entry",
     "read_submarket",

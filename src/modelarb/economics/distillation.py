@@ -13,7 +13,7 @@ from modelarb.core import paper
 from modelarb.core.cascade import Cascade
 from modelarb.core.passk import pass_at_k
 from modelarb.core.result import ArbitrageResult
-from modelarb.core.scales import is_paper_data, settings_for
+from modelarb.core.scales import cascades_start, is_paper_data, settings_for
 from modelarb.core.search import Scheme, best_solve_rate, check_levels, check_scheme, search
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.revenue import revenue
@@ -37,19 +37,17 @@ def distillation_levels(pair: Outcomes, best: float, band: LevelBand | None = No
 
     Given a `band`: that grid. On the paper's data: the paper's (METHOD §5.10: the top 0.1
     below the best; Lean: [0.7, 0.9]), so its numbers reproduce. On any other market, from the
-    pair's own data: DISTILL_LEVELS levels from its best mean pass@1 (one attempt of the
-    stronger model; beyond it only retries and the cascade help) up to `best`; when one
-    attempt already reaches `best` (one-attempt markets), from the weaker model's solve rate;
-    when both reach the same, one instance's worth below `best`.
+    pair's own data: DISTILL_LEVELS levels from where cascades start to matter
+    (`scales.cascades_start`: the stronger model's mean pass@1, or in one-attempt markets the
+    weaker model's solve rate) up to `best`; when both reach the same, one instance's worth below `best`.
     """
     if band is not None:
         return check_levels(np.linspace(band.start, best if band.stop is None else band.stop, band.count), best)
     if is_paper_data(pair):
         return check_levels(settings_for(pair).distill_solve_rates(best, DISTILL_LEVELS), best)
-    one_instance = 1.0 / pair.n_instances
-    reach = (pair.s > 0).mean(axis=0)
-    starts = [float(pair.pass_at_1.mean(axis=0).max()), float(reach[reach > 0].min(initial=best))]
-    low = next((u for u in starts if 0 < u < best - 0.5 * one_instance), max(best - one_instance, best / 2))
+    low = cascades_start(pair, best)
+    if low is None:
+        low = max(best - 1.0 / pair.n_instances, best / 2)
     return check_levels(np.linspace(low, best, DISTILL_LEVELS), best)
 
 

@@ -9,12 +9,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from modelarb.core.result import ArbitrageResult
 from modelarb.core.search import ExactSettings, Scheme, best_solve_rate, check_levels
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.larger import market_arbitrage
 from modelarb.economics.revenue import RevenueResult, revenue
-from modelarb.economics.submarket import read_submarket, submarket_settings
+from modelarb.economics.submarket import read_submarket, searched_apart, submarket_settings
 from modelarb.errors import AnalysisError
+from modelarb.parallel import alongside
 
 Array = NDArray[np.float64]
 
@@ -115,7 +117,8 @@ def market_entry(
     the per-stage grid), so the shares compare like with like. The exact scheme searches the
     market after entry first and reads the market before it from that search where this is
     exact (a proven optimum in which the entrant serves no level: `submarket.read_submarket`);
-    otherwise, and always after a beam search, the market before entry is searched too.
+    otherwise the market before entry is searched too, at the same time as the market after it
+    when the latter is a beam search (`parallel.alongside`).
     """
     incumbents = tuple(incumbents)
     if not incumbents:
@@ -123,13 +126,21 @@ def market_entry(
     if entrant in incumbents:
         raise AnalysisError(f"the entrant {entrant!r} is already an incumbent; name a provider outside the market")
     exact = exact or ExactSettings()
-    before_market = outcomes.select(list(incumbents))
+    before_market, after_market = outcomes.select(list(incumbents)), outcomes.select([*incumbents, entrant])
     check_levels(levels, best_solve_rate(before_market, scheme))
-    after = market_arbitrage(outcomes.select([*incumbents, entrant]), levels, scheme, same_grid=True, exact=exact)
-    before = read_submarket(after, incumbents, exact)
-    if before is None:
-        cut = submarket_settings(exact, incumbents)
-        before = market_arbitrage(before_market, levels, scheme, same_grid=True, exact=cut)
+    cut = submarket_settings(exact, incumbents)
+
+    def search_after() -> ArbitrageResult:
+        return market_arbitrage(after_market, levels, scheme, same_grid=True, exact=exact)
+
+    def search_before() -> ArbitrageResult:
+        return market_arbitrage(before_market, levels, scheme, same_grid=True, exact=cut)
+
+    if scheme == "exact" and searched_apart(after_market, exact):  # two beam searches: at once
+        after, before = alongside(search_after, search_before)
+    else:
+        after = search_after()
+        before = read_submarket(after, incumbents, exact) or search_before()
     return EntryResult(incumbents, entrant, revenue(before), revenue(after))
 
 

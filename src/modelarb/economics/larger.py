@@ -27,8 +27,9 @@ from modelarb.core.search import (
 )
 from modelarb.data.outcomes import Outcomes
 from modelarb.economics.segmentation import segment
-from modelarb.economics.submarket import read_submarket, submarket_settings
+from modelarb.economics.submarket import read_submarket, searched_apart, submarket_settings
 from modelarb.errors import AnalysisError
+from modelarb.parallel import alongside
 
 Array = NDArray[np.float64]
 
@@ -121,3 +122,23 @@ def cascade_cost(
             partition=cut.partition,
         ).arbitrage_cost
     return cost
+
+
+def market_and_rival(
+    outcomes: Outcomes,
+    levels: Array,
+    providers: Sequence[str],
+    scheme: Scheme = "paper",
+    exact: ExactSettings | None = None,
+) -> tuple[ArbitrageResult, Array]:
+    """The market's arbitrageur (`market_arbitrage`) and the cost of a rival restricted to `providers`
+    (`cascade_cost`), the rival read from the market's search where that is exact, else searched: at the same
+    time as the market when the market's search is a beam search (`parallel.alongside`)."""
+    exact = exact or ExactSettings()
+    if scheme == "exact" and searched_apart(outcomes, exact):
+        return alongside(
+            lambda: market_arbitrage(outcomes, levels, scheme, exact=exact),
+            lambda: cascade_cost(outcomes, levels, providers, scheme, exact),
+        )
+    market = market_arbitrage(outcomes, levels, scheme, exact=exact)
+    return market, cascade_cost(outcomes, market.levels, providers, scheme, exact, market=market)

@@ -12,7 +12,9 @@ entrant serves no level; a rival arbitrageur is read when its providers cover th
 Otherwise the sub-market is searched on its own, as before: where the market's hull uses a
 provider outside it, and always after a beam search, whose kept prefixes depend on which
 providers compete for the beam's places, so that a beam over the sub-market is not the market's
-beam cut to it. Results therefore equal an independent search of the sub-market.
+beam cut to it. Results therefore equal an independent search of the sub-market. When it is
+known before searching that the sub-market needs its own search (the market's is a beam search),
+the two run at once (`parallel.alongside`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from modelarb.core.exact import proves
 from modelarb.core.result import ArbitrageResult
 from modelarb.core.search import ExactSettings
+from modelarb.data.outcomes import Outcomes
 
 
 def submarket_settings(exact: ExactSettings, providers: Sequence[str]) -> ExactSettings:
@@ -33,6 +37,14 @@ def submarket_settings(exact: ExactSettings, providers: Sequence[str]) -> ExactS
         return exact
     kept = [cut for cut in ([p for p in order if p in providers] for order in orders) if cut]
     return replace(exact, orders=kept or None)
+
+
+def searched_apart(outcomes: Outcomes, exact: ExactSettings) -> bool:
+    """Whether every sub-market of `outcomes` needs its own exact search, whatever the market's finds: the market's
+    search (with `exact`, in this process) is a beam search, so nothing can be read from it."""
+    return exact.partition is None and not proves(
+        outcomes, orders=exact.orders, beam_width=exact.beam_width, max_depth=exact.max_depth
+    )
 
 
 def read_submarket(market: ArbitrageResult, providers: Sequence[str], exact: ExactSettings) -> ArbitrageResult | None:

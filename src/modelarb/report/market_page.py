@@ -104,12 +104,6 @@ def cascade_text(result: ArbitrageResult, k: int) -> str:
     return stages(result.cascades[partner] if weight > 1 - MIX_SHOWN else main, result.cost_unit)
 
 
-def shown_levels(result: ArbitrageResult, count: int) -> list[int]:
-    """About `count` evenly spaced level indices, and the one with the largest margin."""
-    spaced = np.linspace(0, len(result.levels) - 1, min(count, len(result.levels))).round().astype(np.int64)
-    return sorted({*map(int, spaced), int(result.margin.argmax())})
-
-
 def summary(a: MarketAnalysis) -> str:
     """The summary table: the market, the largest margin and where, out of sample, revenue, entry."""
     r, unit, k = a.result, a.unit, a.best
@@ -210,7 +204,7 @@ def margins_section(a: MarketAnalysis) -> str:
 def cascades_section(a: MarketAnalysis) -> str:
     """The cascade chosen at about TABLE_ROWS levels: providers and caps, prices, margin."""
     r, unit = a.result, a.unit
-    shown = shown_levels(r, TABLE_ROWS)
+    shown = r.spaced_levels(TABLE_ROWS)
     rows = [
         [
             Cell(level(r.levels[k]), r.levels[k]),
@@ -234,7 +228,7 @@ def cascades_section(a: MarketAnalysis) -> str:
 def shares_section(a: MarketAnalysis) -> str:
     """Revenue shares with the arbitrageur, participants by rows, a few levels by columns."""
     e, r = a.revenue, a.result
-    columns_at = shown_levels(r, SHARE_COLUMNS)
+    columns_at = r.spaced_levels(SHARE_COLUMNS)
     shares = e.shares_with
     names = (*e.providers, "arbitrageur")
     earning = [j for j in range(len(names)) if np.nan_to_num(shares[columns_at, j]).sum() > 0 or j == len(names) - 1]

@@ -6,7 +6,7 @@ unsolved and spend `after_spend` on it. Putting provider q at m with each of its
 sweep of q's breakpoints (`stage_sweep`), and so is leaving position m empty (the stage dropped)
 or, in a cascade shorter than the depth, inserting a stage there. Every point so made is a real
 cascade, evaluated exactly; those below the hull join it, and rounds repeat while new vertices
-come. A search started from a polished hull closes far more prefixes (see `exact`).
+come. The branch and bound starts from a polished beam's hull (`exact`): the lower it is, the more it closes.
 """
 
 from __future__ import annotations

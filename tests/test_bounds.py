@@ -121,3 +121,29 @@ def _beaten(
             completed = evaluate_cascades(outcomes, names, both)
             beaten[k] |= bool(np.any(completed.spend < target.at(completed.solve) * (1 - 1e-9)))
     return beaten
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_slack_is_never_above_the_least_of_the_bound_curve_beyond_the_top(seed: int) -> None:
+    """Where T is not convex (beyond the highest level asked for) the slack still lies at or below
+    min over δ ≤ most of (S + L(δ) − T(R + δ)) / S, read on a fine grid of δ and at L's breakpoints."""
+    rng = np.random.default_rng(seed)
+    outcomes = leaderboard(6, 30, seed=seed, attempts=2)
+    bound = CompletionBound.of(outcomes)
+    fail = rng.random((100, outcomes.n_instances)) * (rng.random((100, outcomes.n_instances)) < 0.7)
+    solve, spend = rng.random(100) * 0.5, rng.random(100) * 0.01 + 1e-4
+    points = rng.random((30, 2)) * [1.0, 0.05]
+    x, y = np.append(0.0, points[:, 0]), np.append(0.0, points[:, 1])
+    vertices = lower_hull(x, y)
+    top = float(rng.uniform(0.2, 0.7))
+    floor = float(rng.uniform()) * float(np.interp(top, x[vertices], y[vertices]))  # at most H(top)
+    target = Target(x[vertices], y[vertices], top, floor)
+    assert target.convex_to < np.inf
+    none = np.zeros(0, np.int64)
+    for remaining in (1, 3):
+        slack = bound.slack(solve, spend, fail, none, remaining, target)
+        delta, least, most, _ = bound._curves(fail, none, remaining)
+        for k in range(len(solve)):
+            d = np.union1d(np.linspace(0, most[k], 2001), delta[k][delta[k] <= most[k]])
+            curve = spend[k] + np.interp(d, delta[k], least[k]) - target.at(solve[k] + d)
+            assert slack[k] <= curve.min() / spend[k] + 1e-9

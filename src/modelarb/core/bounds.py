@@ -12,6 +12,9 @@ providers with the most reach could remove, one per remaining stage.
 A prefix (solve R, spend S) is closed when S + L(δ) ≥ H(R + δ) for every δ, H the lower
 hull of the cascades found so far: no completion then lowers the final hull. Between
 breakpoints of L, S + L − H is concave (H is convex), so checking the breakpoints suffices.
+Beyond the highest level asked for, the target T that replaces H (`Target`) is continuous and
+rising but not convex: there a segment of L is checked as a staircase, L at its start against
+T at its end.
 """
 
 from __future__ import annotations
@@ -257,9 +260,12 @@ class CompletionBound:
         np.minimum(least, at_most[:, None], out=least)
         delta += solve[:, None]
         least += spend[:, None]
+        target = hull.at(delta)
         with np.errstate(invalid="ignore"):
-            least -= hull.at(delta)
-        return least.min(axis=1) / np.maximum(np.abs(spend), 1e-300)
+            value = least - target
+            # past where T is convex, a segment's least value is bounded by a staircase (T rises, L rises)
+            stair = np.where(delta[:, 1:] > hull.convex_to, least[:, :-1] - target[:, 1:], np.inf)
+        return np.minimum(value.min(axis=1), stair.min(axis=1, initial=np.inf)) / np.maximum(np.abs(spend), 1e-300)
 
     def child_thresholds(self, fail: Array, used: Index, remaining: int, hull: Target) -> Array:
         """Per prefix and solve-rate cell (K, GRID + 1): a spend at or above which a child of the prefix
@@ -287,7 +293,10 @@ class CompletionBound:
         cells = np.linspace(0.0, 1.0, GRID + 1)  # right ends of the cells
         phi = np.empty((len(fail), GRID + 1))
         for g in range(d.shape[1]):
-            value = hull.at(cells[None, :] + d[:, g : g + 1]) - coarse[:, g : g + 1]
+            right = cells[None, :] + d[:, min(g + 1, d.shape[1] - 1), None]
+            # past where T is convex, T at the segment's right end bounds it over the segment (a staircase)
+            at = np.where(right > hull.convex_to, right, cells[None, :] + d[:, g : g + 1])
+            value = hull.at(at) - coarse[:, g : g + 1]
             phi = value if g == 0 else np.maximum(phi, value)
         return phi
 

@@ -68,42 +68,30 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("one_stage", [True, False], ids=["open_one_stage", "open_prefixes"])
 @pytest.mark.parametrize(("kind", "seed", "scale", "top_share"), CASES)
-def test_one_stage_bound_never_closes_a_prefix_a_completion_of_which_beats_the_target(
-    kind: str, seed: int, scale: float, top_share: float
+def test_a_bound_with_one_stage_left_never_closes_a_prefix_a_completion_of_which_beats_the_target(
+    kind: str, seed: int, scale: float, top_share: float, one_stage: bool
 ) -> None:
-    """Every prefix `open_one_stage` closes has no one-stage completion (any unused provider, any cap) below T; the
-    bound closes some prefixes and leaves open those with a completion below T."""
+    """Every prefix `open_one_stage` (each unused provider's own rates) or `open_prefixes` (the least rate over all
+    unused providers, one stage left) closes has no one-stage completion (any unused provider, any cap) below T;
+    `open_one_stage` closes some prefixes and leaves open those with a completion below T."""
     outcomes = _market(kind, seed)
     target = _target(outcomes, scale, top_share)
     bound = CompletionBound.of(outcomes)
     providers, caps, solve, spend, fail = _prefixes(outcomes)
     is_open = np.zeros(len(caps), dtype=bool)
     for p in range(outcomes.n_providers):
-        rows = np.flatnonzero(providers == p)
-        is_open[rows] = bound.open_one_stage(solve[rows], spend[rows], fail[rows], np.array([p]), target)
-    beaten = _beaten(outcomes, providers, caps, solve, spend, target)
-    assert not np.any(beaten & ~is_open), "a closed prefix has a completion below the target"
-    assert np.any(~is_open), "the bound closes nothing here"
-    assert np.any(beaten), "no completion beats the target: the check would be empty"
-
-
-@pytest.mark.parametrize(("kind", "seed", "scale", "top_share"), CASES)
-def test_completion_bound_with_one_stage_left_never_closes_a_prefix_a_completion_of_which_beats_the_target(
-    kind: str, seed: int, scale: float, top_share: float
-) -> None:
-    """The same check for `open_prefixes` (the least rate over all unused providers) with one stage left."""
-    outcomes = _market(kind, seed)
-    target = _target(outcomes, scale, top_share)
-    bound = CompletionBound.of(outcomes)
-    providers, caps, solve, spend, fail = _prefixes(outcomes)
-    is_open = np.zeros(len(caps), dtype=bool)
-    for p in range(outcomes.n_providers):
-        rows = np.flatnonzero(providers == p)
-        is_open[rows] = bound.open_prefixes(solve[rows], spend[rows], fail[rows], np.array([p]), 1, target)
+        rows, used = np.flatnonzero(providers == p), np.array([p])
+        if one_stage:
+            is_open[rows] = bound.open_one_stage(solve[rows], spend[rows], fail[rows], used, target)
+        else:
+            is_open[rows] = bound.open_prefixes(solve[rows], spend[rows], fail[rows], used, 1, target)
     beaten = _beaten(outcomes, providers, caps, solve, spend, target)
     assert not np.any(beaten & ~is_open), "a closed prefix has a completion below the target"
     assert np.any(beaten), "no completion beats the target: the check would be empty"
+    if one_stage:
+        assert np.any(~is_open), "the bound closes nothing here"
 
 
 def _beaten(

@@ -14,12 +14,12 @@ from modelarb.service.replay.faults import Faults
 from modelarb.service.states import FAILED, FINAL, PER_TASK, SOLVED
 from modelarb.service.store.tables import Attempt, Call
 
-TASKS = 600
+TASKS = 300  # about 1,000 calls: each fault kind about 10 times or more, each invariant checked on every task
 RATES = {
     "500": 0.03,
     "429": 0.03,
     "429-bare": 0.02,
-    "timeout": 0.005,
+    "timeout": 0.01,  # the rarest kind, still about 10 calls
     "drop": 0.02,
     "malformed": 0.02,
     "usage-missing": 0.02,

@@ -96,6 +96,9 @@ def test_readme_analysis_examples_run_as_written(paper_data: Path, tmp_path: Pat
     done = run_bash(script, tmp_path, {**os.environ, "MODELARB_DATA": str(paper_data), "COLUMNS": "120"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "maximum margin 41.1% at u = 0.7549" in flat(done.stdout)
+    distilled = {"1.7b-84": 3.6, "1.7b-281": 5.8, "1.7b-845": 11.5, "1.7b-2816": 23.1, "1.7b-1e": 27.6}  # the paper's
+    for student, margin in distilled.items():
+        assert any(f" {student} " in line and f" {margin}% " in line for line in done.stdout.splitlines()), student
     assert "…" not in done.stdout
     assert (tmp_path / "plan.json").is_file()
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conftest import CliResult
 from modelarb.core.bounds import CompletionBound, Target
-from modelarb.core.exact import exact_search
+from modelarb.core.exact import _unique_rows, exact_search
 from modelarb.core.exact_curves import evaluate_cascades
 from modelarb.core.grid import pass_curves
 from modelarb.core.hull import hull_cost, lower_hull
@@ -52,6 +52,18 @@ def _same_costs(a: np.ndarray, b: np.ndarray) -> None:
     assert np.array_equal(np.isfinite(a), np.isfinite(b))
     finite = np.isfinite(a)
     np.testing.assert_allclose(a[finite], b[finite], rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 30), st.integers(0, 5), st.integers(0, 6), st.integers(0, 2**32 - 1))
+def test_unique_rows_are_numpys_rows_and_inverse(rows: int, columns: int, values: int, seed: int) -> None:
+    """The search's row grouping (a lexsort) gives exactly what np.unique(axis=0) gives, also for no rows or columns."""
+    stages = np.random.default_rng(seed).integers(-1, values, (rows, columns))
+    found, which = _unique_rows(stages)
+    expected, inverse = np.unique(stages, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_array_equal(which, inverse.ravel())
+    assert which.dtype == np.int64 and found.dtype == stages.dtype
 
 
 @settings(max_examples=40, deadline=None)

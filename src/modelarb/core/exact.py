@@ -7,8 +7,8 @@ unsolved) is extended by every cap of every provider it may use next, in one wei
 running sum. Every cascade met is a candidate for the lower convex hull of (mean solve,
 mean spend). When all cascades are few enough the search keeps every prefix and is
 exhaustive; for short cascades it is a branch and bound that closes prefixes no completion
-of which can change C(u) (`bounds`), starting from a beam search's hull; otherwise it is a
-beam search that keeps, per solve-rate bin and per set of providers used (or last
+of which can change C(u) (`bounds`), starting from a beam search's hull, polished (`polish`);
+otherwise it is a beam search that keeps, per solve-rate bin and per set of providers used (or last
 provider), the prefix closest to the hull so far (and the next closest where its budget of
 cascades allows: short cascades over few providers), and says so in `method`.
 """

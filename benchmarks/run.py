@@ -166,7 +166,9 @@ def economics(command: str) -> Report:
     from modelarb.core import search as search_module
     from modelarb.core.search import best_solve_rate
 
-    log = Path(tempfile.mkstemp(suffix=".searches")[1])  # one line per search, whichever process ran it
+    handle, name = tempfile.mkstemp(suffix=".searches")  # one line per search, whichever process ran it
+    os.close(handle)
+    log = Path(name)
     exact_search = search_module.exact_search
 
     def counted(outcomes: Any, *args: Any, **kwargs: Any) -> Any:

@@ -74,17 +74,15 @@ class Target:
     @property
     def reach(self) -> float:
         """The solve rate above which T is +∞ (+∞ where lines beyond `top` extend it)."""
-        if np.any(self.solve > self.top + REACH_TOLERANCE):
-            return np.inf
-        return float(self.solve[-1] + REACH_TOLERANCE)
+        return float(self.solve[-1] + REACH_TOLERANCE) if self.convex_to == np.inf else np.inf
 
     @property
     def convex(self) -> bool:
         """T is the hull itself (nothing beyond `top`), at least one segment of it, nondecreasing."""
         return (
-            len(self.solve) >= 2
+            self.convex_to == np.inf
+            and len(self.solve) >= 2
             and bool(np.all(np.diff(self.solve) > 0))
-            and not np.any(self.solve > self.top + REACH_TOLERANCE)
             and bool(np.all(np.diff(self.spend) >= 0))
         )
 

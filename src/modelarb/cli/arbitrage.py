@@ -17,7 +17,7 @@ from modelarb.cli.levels import MAX_LEVELS, ROUNDING, default_levels, levels_opt
 from modelarb.cli.output import console, console_err, mix_shares, money, percent, table, write_json
 from modelarb.errors import AnalysisError
 
-if TYPE_CHECKING:  # the analysis layers load scipy: commands import them when they run
+if TYPE_CHECKING:  # the analysis layers are imported when a command runs: `--help` stays fast
     from modelarb.core.beyond import BeyondMarket
     from modelarb.core.result import ArbitrageResult
     from modelarb.core.search import Scheme

@@ -22,7 +22,7 @@ from modelarb.cli.levels import levels_option, parse_levels
 from modelarb.cli.output import console, console_err, money, percent, table, write_json
 from modelarb.errors import AnalysisError
 
-if TYPE_CHECKING:  # the economics load scipy: commands import them when they run
+if TYPE_CHECKING:  # the economics are imported when a command runs: `--help` stays fast
     from modelarb.core.result import ArbitrageResult
     from modelarb.core.search import ExactSettings, Scheme
     from modelarb.data.outcomes import Outcomes

@@ -17,6 +17,8 @@ Index = NDArray[np.int64]
 
 REACH_TOLERANCE = 1e-9  # a solve rate this close above the top of a hull still counts as reached
 SAME_SOLVE = 1e-12  # solve rates this close are the same up to rounding
+TURN_TOLERANCE = 1e-12  # relative: a point this close to its neighbours' chord is on it (rounding)
+HULL_PASSES = 64  # vectorised passes of `lower_hull` before it finishes one point at a time
 
 
 def pareto_front(solve: Array, spend: Array) -> Index:
@@ -34,18 +36,38 @@ def pareto_front(solve: Array, spend: Array) -> Index:
 def lower_hull(solve: Array, spend: Array) -> Index:
     """Vertices of the lower convex hull of the Pareto front, by increasing solve rate.
 
-    The front rises in both coordinates; scaled to the unit square with the corner (0, 1)
-    added, its convex hull is the lower chain plus two edges through that corner.
+    The front rises in both coordinates. Scaled to the unit square, a point on or above the chord
+    between its neighbours is no vertex; dropping all such points at once and repeating leaves the
+    chain of strict turns: the lower hull (points on an edge, up to rounding, are dropped).
     """
-    from scipy.spatial import ConvexHull  # scipy takes ~0.3 s to load: only when a hull is built
-
     front = pareto_front(solve, spend)
     if len(front) <= 2:
         return front
-    x, y = solve[front], spend[front]
-    points = np.column_stack([np.append((x - x[0]) / (x[-1] - x[0]), 0.0), np.append((y - y[0]) / (y[-1] - y[0]), 1.0)])
-    vertices = ConvexHull(points).vertices
-    return front[np.sort(vertices[vertices < len(front)])]
+    x = (solve[front] - solve[front[0]]) / (solve[front[-1]] - solve[front[0]])
+    y = (spend[front] - spend[front[0]]) / (spend[front[-1]] - spend[front[0]])
+    keep = np.arange(len(front))
+    for _ in range(HULL_PASSES):
+        turn = _turns(x[keep], y[keep])
+        if turn.all():
+            return front[keep]
+        keep = keep[np.r_[True, turn, True]]
+    return front[_monotone_chain(x[keep], y[keep], keep)]
+
+
+def _turns(x: Array, y: Array) -> NDArray[np.bool_]:
+    """Whether each interior point lies below the chord between its neighbours by more than rounding."""
+    rise, run = (x[1:-1] - x[:-2]) * (y[2:] - y[:-2]), (y[1:-1] - y[:-2]) * (x[2:] - x[:-2])
+    return rise - run > TURN_TOLERANCE * (np.abs(rise) + np.abs(run))
+
+
+def _monotone_chain(x: Array, y: Array, index: Index) -> Index:
+    """The lower hull of points sorted by x, one point at a time (`lower_hull` once its passes stop shrinking)."""
+    chain: list[int] = []
+    for k in range(len(x)):
+        while len(chain) >= 2 and not _turns(x[[chain[-2], chain[-1], k]], y[[chain[-2], chain[-1], k]])[0]:
+            chain.pop()
+        chain.append(k)
+    return index[chain]
 
 
 def hull_cost(hull_solve: Array, hull_spend: Array, solve: Array) -> Array:

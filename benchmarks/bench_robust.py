@@ -50,8 +50,9 @@ def main() -> None:
     start, cpu_start = time.perf_counter(), cpu_seconds()
     results: dict[tuple[str, str], RobustResult] = {}
     for fit, evaluate in PAIRS:
-        results[(fit, evaluate)] = run(outcomes, fit, evaluate, PAPER_FIT_BUDGETS, args.bootstraps, args.seed,
-                                       executor=executor)
+        results[(fit, evaluate)] = run(
+            outcomes, fit, evaluate, PAPER_FIT_BUDGETS, args.bootstraps, args.seed, executor=executor
+        )
     total, cpu_total = time.perf_counter() - start, cpu_seconds() - cpu_start
     n_boot = len(PAIRS) * args.bootstraps
 
@@ -69,14 +70,22 @@ def main() -> None:
             mean, p5, p95 = (100 * float(v[col]) for v in (result.mean, result.p5, result.p95))
             budget = f"${PAPER_FIT_BUDGETS[col]:g}"
             print(f"{name:<26} {budget:>10} {mean:7.1f} {paper:7.1f} {mean - paper:+6.1f} {p5:6.1f} {p95:6.1f}")
-        report[name] = {"fit_budgets": list(PAPER_FIT_BUDGETS), "mean": result.mean.tolist(),
-                        "p5": result.p5.tolist(), "p95": result.p95.tolist()}
+        report[name] = {
+            "fit_budgets": list(PAPER_FIT_BUDGETS),
+            "mean": result.mean.tolist(),
+            "p5": result.p5.tolist(),
+            "p95": result.p95.tolist(),
+        }
     per_boot = total / n_boot
-    print(f"\n{len(PAIRS)} pairs x {len(PAPER_FIT_BUDGETS)} fit budgets x {args.bootstraps} bootstraps "
-          f"({type(executor).__name__}, {os.cpu_count()} cores, load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after): {total:.1f} s wall, {cpu_total:.1f} s CPU (with workers)")
-    print(f"per bootstrap (7 fits): {1e3 * per_boot:.1f} ms wall, {1e3 * cpu_total / n_boot:.1f} ms CPU; "
-          f"serially {1e3 * serial:.1f} ms CPU (speed-up over serial CPU: {serial / per_boot:.2f}x)")
+    print(
+        f"\n{len(PAIRS)} pairs x {len(PAPER_FIT_BUDGETS)} fit budgets x {args.bootstraps} bootstraps "
+        f"({type(executor).__name__}, {os.cpu_count()} cores, load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after): {total:.1f} s wall, {cpu_total:.1f} s CPU (with workers)"
+    )
+    print(
+        f"per bootstrap (7 fits): {1e3 * per_boot:.1f} ms wall, {1e3 * cpu_total / n_boot:.1f} ms CPU; "
+        f"serially {1e3 * serial:.1f} ms CPU (speed-up over serial CPU: {serial / per_boot:.2f}x)"
+    )
     if args.json:
         report["total_seconds"] = total
         report["cpu_seconds"] = cpu_total

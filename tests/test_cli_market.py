@@ -41,8 +41,20 @@ def market_dir(tmp_path: Path) -> Path:
 
 def test_revenue_table_and_json(run_cli: Run, market_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "revenue.json"
-    result = run_cli("market", "revenue", "--data", str(market_dir), "-p", "p0,p1,p2", "--scheme", "paper",
-                     "--levels", "0.3:best:40", "--json", str(out))
+    result = run_cli(
+        "market",
+        "revenue",
+        "--data",
+        str(market_dir),
+        "-p",
+        "p0,p1,p2",
+        "--scheme",
+        "paper",
+        "--levels",
+        "0.3:best:40",
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.err
     assert "Revenue shares with the arbitrageur" in result.out and "maximum margin" in result.out
     payload = json.loads(out.read_text())
@@ -57,8 +69,9 @@ def test_revenue_table_and_json(run_cli: Run, market_dir: Path, tmp_path: Path) 
 
 
 def test_exact_scheme_revenue(run_cli: Run, market_dir: Path) -> None:
-    result = run_cli("market", "revenue", "--data", str(market_dir), "-p", "p0,p2", "--scheme", "exact",
-                     "--levels", "0.3:best:20")
+    result = run_cli(
+        "market", "revenue", "--data", str(market_dir), "-p", "p0,p2", "--scheme", "exact", "--levels", "0.3:best:20"
+    )
     assert result.code == 0, result.err
     assert "scheme exact" in result.out
 
@@ -66,8 +79,9 @@ def test_exact_scheme_revenue(run_cli: Run, market_dir: Path) -> None:
 def test_compute_units_are_never_dollars(run_cli: Run, tmp_path: Path) -> None:
     folder = _write_market(tmp_path / "lean", unit="compute", seed=1)
     for args in (["revenue"], ["compete", "--rival-providers", "p0,p1"]):
-        result = run_cli("market", *args, "--data", str(folder), "-p", "p0,p1,p2", "--scheme", "paper",
-                         "--levels", "0.3:best:20")
+        result = run_cli(
+            "market", *args, "--data", str(folder), "-p", "p0,p1,p2", "--scheme", "paper", "--levels", "0.3:best:20"
+        )
         assert result.code == 0, result.err
         assert "compute" in result.out and "$" not in result.out
 
@@ -95,8 +109,22 @@ def test_compete_paper_race_and_rival(run_cli: Run, market_dir: Path, tmp_path: 
 
 def test_entry(run_cli: Run, market_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "entry.json"
-    result = run_cli("market", "entry", "--data", str(market_dir), "-p", "p1,p3", "--entrant", "p0",
-                     "--scheme", "paper", "--levels", "0.3:best:30", "--json", str(out))
+    result = run_cli(
+        "market",
+        "entry",
+        "--data",
+        str(market_dir),
+        "-p",
+        "p1,p3",
+        "--entrant",
+        "p0",
+        "--scheme",
+        "paper",
+        "--levels",
+        "0.3:best:30",
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.err
     assert "p0 enters" in result.out
     payload = json.loads(out.read_text())
@@ -108,8 +136,24 @@ def test_entry(run_cli: Run, market_dir: Path, tmp_path: Path) -> None:
 
 def test_distill(run_cli: Run, market_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "distill.json"
-    result = run_cli("market", "distill", "--data", str(market_dir), "--teacher", "p3", "--students", "p0,p1,p2",
-                     "--tokens", "1e6,1e7,1e8", "--scheme", "paper", "--max-k", "5", "--json", str(out))
+    result = run_cli(
+        "market",
+        "distill",
+        "--data",
+        str(market_dir),
+        "--teacher",
+        "p3",
+        "--students",
+        "p0,p1,p2",
+        "--tokens",
+        "1e6,1e7,1e8",
+        "--scheme",
+        "paper",
+        "--max-k",
+        "5",
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.err
     payload = json.loads(out.read_text())
     assert [s["student"] for s in payload["students"]] == ["p0", "p1", "p2"]
@@ -149,8 +193,20 @@ def test_bad_input_is_one_clear_error(run_cli: Run, market_dir: Path, args: list
 @pytest.mark.data
 def test_paper_pair_revenue(run_cli: Run, paper_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "pair.json"
-    result = run_cli("market", "revenue", "--data", str(paper_data / "swebench"), "-p", "gpt5mini,deepseek",
-                     "--scheme", "paper", "--levels", "0.68:best:1000", "--json", str(out))
+    result = run_cli(
+        "market",
+        "revenue",
+        "--data",
+        str(paper_data / "swebench"),
+        "-p",
+        "gpt5mini,deepseek",
+        "--scheme",
+        "paper",
+        "--levels",
+        "0.68:best:1000",
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.err
     payload = json.loads(out.read_text())["revenue"]
     assert min(payload["revenue_change"]) == pytest.approx(0.589, abs=0.015)
@@ -164,8 +220,20 @@ def test_paper_distill_reads_the_distill_folder_by_default(
 ) -> None:
     monkeypatch.setenv("MODELARB_DATA", str(paper_data))
     out = tmp_path / "distill.json"
-    result = run_cli("market", "distill", "--teacher", "qwen3-coder-480b", "--students", "1.7b-2816,1.7b-1e",
-                     "--tokens", "1.8e9,5.4e9", "--scheme", "paper", "--json", str(out))
+    result = run_cli(
+        "market",
+        "distill",
+        "--teacher",
+        "qwen3-coder-480b",
+        "--students",
+        "1.7b-2816,1.7b-1e",
+        "--tokens",
+        "1.8e9,5.4e9",
+        "--scheme",
+        "paper",
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.err
     margins = [s["max_margin"] for s in json.loads(out.read_text())["students"]]
     assert margins == pytest.approx([0.231, 0.276], abs=0.015)
@@ -173,8 +241,18 @@ def test_paper_distill_reads_the_distill_folder_by_default(
 
 @pytest.mark.data
 def test_paper_lean_market_is_priced_in_compute(run_cli: Run, paper_data: Path) -> None:
-    result = run_cli("market", "revenue", "--data", str(paper_data / "lean"), "-p", "kimina-1.7b,kimina-8b,kimina-72b",
-                     "--scheme", "paper", "--levels", "0.6:0.9:100")
+    result = run_cli(
+        "market",
+        "revenue",
+        "--data",
+        str(paper_data / "lean"),
+        "-p",
+        "kimina-1.7b,kimina-8b,kimina-72b",
+        "--scheme",
+        "paper",
+        "--levels",
+        "0.6:0.9:100",
+    )
     assert result.code == 0, result.err
     assert "compute" in result.out and "$" not in result.out
     assert "55.6%" in result.out

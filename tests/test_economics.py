@@ -336,8 +336,9 @@ def test_distillation_per_student(unit: str) -> None:
         np.testing.assert_allclose(result.levels[s], distillation_levels(pair, best))  # from the pair's data
         assert result.levels[s, 0] == pytest.approx(pair.pass_at_1.mean(axis=0).max())
         # no other pair of caps on the grid does better on average
-        alone = paper.grid_search(pair, result.levels[s], settings_.distill_caps()[:1], "mean_margin",
-                                  settings_.distill_grid)
+        alone = paper.grid_search(
+            pair, result.levels[s], settings_.distill_caps()[:1], "mean_margin", settings_.distill_grid
+        )
         assert result.max_margin[s] >= alone.margin.mean() - 1e-12
     assert result.pass_at_k.shape == (3, 12) and result.teacher_pass_at_k.shape == (12,)
     assert np.all(np.diff(result.pass_at_k, axis=1) >= -1e-12)

@@ -60,9 +60,7 @@ JSONL_CASES: dict[str, tuple[list[dict[str, Any]] | str, list[str]]] = {
     "NaN cost": (with_alpha_row(0, mean_cost=float("nan")), ["line 1", "'mean_cost' is nan"]),
     "infinite cost": (with_alpha_row(1, mean_cost=float("inf")), ["line 2", "'mean_cost' is inf"]),
     "duplicate id": (GOOD_ALPHA + GOOD_ALPHA[:1], ["line 4", "field 'id'", "duplicate instance id 'django__django-1'"]),
-    "truncated": (
-        "".join(json.dumps(r) + "\n" for r in GOOD_ALPHA)[:-12], ["line 3", "not valid JSON", "truncated"]
-    ),
+    "truncated": ("".join(json.dumps(r) + "\n" for r in GOOD_ALPHA)[:-12], ["line 3", "not valid JSON", "truncated"]),
 }
 
 
@@ -188,7 +186,9 @@ TABLE_CASES: dict[str, tuple[list[dict[str, Any]], int | None, list[str]]] = {
     "long NaN cost": (changed(LONG, 4, cost=float("nan")), 4, ["field 'cost' is", "nan"]),
     "long infinite cost": (changed(LONG, 5, cost=float("inf")), 5, ["field 'cost' is", "inf"]),
     "long duplicate attempt": (
-        changed(LONG, 2, attempt=1), 2, ["field 'instance'", "duplicate attempt 1 of instance 'i1'", "'alpha'"]
+        changed(LONG, 2, attempt=1),
+        2,
+        ["field 'instance'", "duplicate attempt 1 of instance 'i1'", "'alpha'"],
     ),
     "leaderboard missing field": (without(LEADERBOARD, "resolved"), None, ["missing field"]),
     "leaderboard resolved 3": (changed(LEADERBOARD, 1, resolved=3), 1, ["field 'resolved' is", "0, 1, true or false"]),
@@ -197,7 +197,9 @@ TABLE_CASES: dict[str, tuple[list[dict[str, Any]], int | None, list[str]]] = {
     "leaderboard NaN cost": (changed(LEADERBOARD, 2, cost=float("nan")), 2, ["field 'cost' is", "nan"]),
     "leaderboard infinite cost": (changed(LEADERBOARD, 0, cost=float("inf")), 0, ["field 'cost' is", "inf"]),
     "leaderboard duplicate instance": (
-        changed(LEADERBOARD, 1, instance="i1"), 1, ["field 'instance'", "duplicate instance id 'i1'", "'alpha'"]
+        changed(LEADERBOARD, 1, instance="i1"),
+        1,
+        ["field 'instance'", "duplicate instance id 'i1'", "'alpha'"],
     ),
 }
 SUFFIXES = [".csv", ".parquet"]
@@ -378,17 +380,33 @@ def test_outcomes_are_immutable(market: Any) -> None:
 
 def test_describe(market: Any) -> None:
     assert market.describe() == [
-        {"provider": "alpha", "instances": 3, "attempts": 6, "mean_pass_at_1": pytest.approx((2 / 3 + 0 + 1) / 3),
-         "mean_cost_per_attempt": pytest.approx(3.5 / 3), "cost_unit": "USD"},
-        {"provider": "beta", "instances": 3, "attempts": 7, "mean_pass_at_1": pytest.approx((1 + 0 + 1 / 4) / 3),
-         "mean_cost_per_attempt": pytest.approx(10.5 / 3), "cost_unit": "USD"},
+        {
+            "provider": "alpha",
+            "instances": 3,
+            "attempts": 6,
+            "mean_pass_at_1": pytest.approx((2 / 3 + 0 + 1) / 3),
+            "mean_cost_per_attempt": pytest.approx(3.5 / 3),
+            "cost_unit": "USD",
+        },
+        {
+            "provider": "beta",
+            "instances": 3,
+            "attempts": 7,
+            "mean_pass_at_1": pytest.approx((1 + 0 + 1 / 4) / 3),
+            "mean_cost_per_attempt": pytest.approx(10.5 / 3),
+            "cost_unit": "USD",
+        },
     ]
 
 
 @pytest.mark.parametrize(
     ("instance", "repository"),
-    [("django__django-11087", "django"), ("scikit-learn__scikit-learn-10297", "scikit-learn"),
-     ("sphinx-doc__sphinx-8035", "sphinx"), ("mathd_algebra_246", "")],
+    [
+        ("django__django-11087", "django"),
+        ("scikit-learn__scikit-learn-10297", "scikit-learn"),
+        ("sphinx-doc__sphinx-8035", "sphinx"),
+        ("mathd_algebra_246", ""),
+    ],
 )
 def test_repository_of(instance: str, repository: str) -> None:
     assert repository_of(instance) == repository

@@ -76,8 +76,13 @@ def test_domains_by_repository_prefix_complement_and_mapping() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("flask", "unknown domain 'flask'"), ("not-", "unknown domain"), ("prefix:", "needs a text"),
-     ("prefix:astropy", "has no instances"), ("not-all", "has no instances")],
+    [
+        ("flask", "unknown domain 'flask'"),
+        ("not-", "unknown domain"),
+        ("prefix:", "needs a text"),
+        ("prefix:astropy", "has no instances"),
+        ("not-all", "has no instances"),
+    ],
 )
 def test_bad_domains_are_one_clear_error(spec: str, message: str) -> None:
     with pytest.raises(AnalysisError, match=message):
@@ -222,9 +227,7 @@ def test_a_failing_chunk_surfaces_its_error_from_worker_processes() -> None:
 def test_same_numbers_on_a_dask_cluster() -> None:
     distributed = pytest.importorskip("distributed")
     serial = small_run()
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         dask = small_run(DaskExecutor(cluster.scheduler_address), chunk_size=4)
     for field in ("margins", "first_caps", "draws"):
         np.testing.assert_array_equal(getattr(dask, field), getattr(serial, field))
@@ -300,8 +303,13 @@ def write_market(folder: Path, outcomes: Outcomes = MARKET) -> Path:
     folder.mkdir()
     for p, name in enumerate(outcomes.providers):
         lines = [
-            json.dumps({"id": str(i), "mean_cost": float(outcomes.cost[k, p]),
-                        "attempts": [1] * int(outcomes.s[k, p]) + [0] * int(outcomes.n[k, p] - outcomes.s[k, p])})
+            json.dumps(
+                {
+                    "id": str(i),
+                    "mean_cost": float(outcomes.cost[k, p]),
+                    "attempts": [1] * int(outcomes.s[k, p]) + [0] * int(outcomes.n[k, p] - outcomes.s[k, p]),
+                }
+            )
             for k, i in enumerate(outcomes.instances)
         ]
         (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -314,9 +322,25 @@ def test_cli_prints_a_table_and_writes_json(tmp_path: Path, run_cli: Callable[..
     mapping.write_text("instance,domain\n" + "".join(f"django__django-{k},early\n" for k in range(10)), "utf-8")
     out = tmp_path / "robust.json"
     result = run_cli(
-        "robust", "--data", str(data), "-p", "cheap,strong", "--fit-domain", "not-early", "--eval-domain", "early",
-        "--domains", str(mapping), "--fit-budgets", "0.5,4", "--bootstraps", "6", "--executor", "serial",
-        "--json", str(out),
+        "robust",
+        "--data",
+        str(data),
+        "-p",
+        "cheap,strong",
+        "--fit-domain",
+        "not-early",
+        "--eval-domain",
+        "early",
+        "--domains",
+        str(mapping),
+        "--fit-budgets",
+        "0.5,4",
+        "--bootstraps",
+        "6",
+        "--executor",
+        "serial",
+        "--json",
+        str(out),
     )
     assert result.code == 0, result.err
     assert "fit not-early (50)" in result.out and "evaluate early (10)" in result.out and "$0.5" in result.out

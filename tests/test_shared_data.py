@@ -43,8 +43,9 @@ def test_swebench_describe(paper_data: Path, tmp_path: Path, run_cli: Callable[.
     assert "445 shared instances" in result.out and "$" in result.out
 
 
-def test_data_defaults_to_modelarb_data(paper_data: Path, monkeypatch: pytest.MonkeyPatch,
-                                        run_cli: Callable[..., CliResult]) -> None:
+def test_data_defaults_to_modelarb_data(
+    paper_data: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., CliResult]
+) -> None:
     monkeypatch.setenv("MODELARB_DATA", str(paper_data))
     result = run_cli("describe", "--providers", "gpt5mini,deepseek")
     assert result.code == 0 and "445 shared instances" in result.out

@@ -74,10 +74,17 @@ def describe(
         f"{outcomes.n_instances} shared instances · costs in {outcomes.unit}",
         ["provider", "instances", "attempts", "mean pass@1", f"mean cost / attempt ({outcomes.unit})"],
         [
-            [r["provider"], r["instances"], r["attempts"], f"{r['mean_pass_at_1']:.3f}",
-             money(r["mean_cost_per_attempt"], outcomes.unit)]
+            [
+                r["provider"],
+                r["instances"],
+                r["attempts"],
+                f"{r['mean_pass_at_1']:.3f}",
+                money(r["mean_cost_per_attempt"], outcomes.unit),
+            ]
             for r in rows
         ],
     )
-    write_json(json_path, {"providers": rows, "instances": outcomes.n_instances, "cost_unit": outcomes.unit,
-                           "source": outcomes.source})
+    write_json(
+        json_path,
+        {"providers": rows, "instances": outcomes.n_instances, "cost_unit": outcomes.unit, "source": outcomes.source},
+    )

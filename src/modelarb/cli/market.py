@@ -97,8 +97,13 @@ def revenue_command(
         f"Revenue shares with the arbitrageur · scheme {result.scheme} · prices per instance in {unit_}",
         ["u", "market price", "margin", *result.providers, "arbitrageur", "providers keep"],
         [
-            [f"{result.levels[k]:.4f}", money(result.market_price[k], unit_), percent(result.margin[k]),
-             *(percent(v) for v in shares[k]), percent(earned.revenue_change[k])]
+            [
+                f"{result.levels[k]:.4f}",
+                money(result.market_price[k], unit_),
+                percent(result.margin[k]),
+                *(percent(v) for v in shares[k]),
+                percent(earned.revenue_change[k]),
+            ]
             for k in shown_rows(result)
         ],
     )
@@ -110,9 +115,16 @@ def revenue_command(
         f"{percent(float(np.nanmean(earned.revenue_change)))} on average",
         highlight=False,
     )
-    write_json(json_path, {"arbitrage": result.to_dict(), "revenue": earned.to_dict(),
-                           "segmentation": segments.to_dict(), "instances": outcomes.n_instances,
-                           "source": outcomes.source})
+    write_json(
+        json_path,
+        {
+            "arbitrage": result.to_dict(),
+            "revenue": earned.to_dict(),
+            "segmentation": segments.to_dict(),
+            "instances": outcomes.n_instances,
+            "source": outcomes.source,
+        },
+    )
 
 
 @market_app.command("compete")
@@ -173,8 +185,16 @@ def compete_command(
         console.print(f"rival buys only from {', '.join(rival_names)}", highlight=False)
     race = compete(np.stack(costs), result.market_price, names, factor, None if settle else rounds)
     _print_race(race, result)
-    write_json(json_path, {"levels": result.levels, "cost_unit": result.cost_unit, **race.to_dict(),
-                           "instances": outcomes.n_instances, "source": outcomes.source})
+    write_json(
+        json_path,
+        {
+            "levels": result.levels,
+            "cost_unit": result.cost_unit,
+            **race.to_dict(),
+            "instances": outcomes.n_instances,
+            "source": outcomes.source,
+        },
+    )
 
 
 def _print_race(race: CompetitionResult, result: ArbitrageResult) -> None:
@@ -184,20 +204,36 @@ def _print_race(race: CompetitionResult, result: ArbitrageResult) -> None:
         f"Undercutting by ×{race.factor:g} per round · {int(sells.sum())} of {len(sells)} levels contested",
         ["round", "mean price / market", "lowest price / market", "winner's mean margin"],
         [
-            [t, f"{np.nanmean(race.price_ratio[t]):.3f}", f"{np.nanmin(race.price_ratio[t]):.3f}",
-             percent(float(race.margins[t, sells].mean())) if sells.any() else "—"]
+            [
+                t,
+                f"{np.nanmean(race.price_ratio[t]):.3f}",
+                f"{np.nanmin(race.price_ratio[t]):.3f}",
+                percent(float(race.margins[t, sells].mean())) if sells.any() else "—",
+            ]
             for t in range(race.rounds + 1)
         ],
     )
     table(
         f"Where the race settles · prices per instance in {unit}",
-        ["u", "market price", *race.names, f"price after {race.rounds} rounds", "settled price", "served by",
-         "settled margin"],
         [
-            [f"{result.levels[k]:.4f}", money(race.market_price[k], unit),
-             *(money(c, unit) for c in race.arbitrage_costs[:, k]), money(race.prices[-1, k], unit),
-             money(race.settled_price[k], unit), race.names[race.winner[k]] if race.winner[k] >= 0 else "providers",
-             percent(race.settled_margin[k])]
+            "u",
+            "market price",
+            *race.names,
+            f"price after {race.rounds} rounds",
+            "settled price",
+            "served by",
+            "settled margin",
+        ],
+        [
+            [
+                f"{result.levels[k]:.4f}",
+                money(race.market_price[k], unit),
+                *(money(c, unit) for c in race.arbitrage_costs[:, k]),
+                money(race.prices[-1, k], unit),
+                money(race.settled_price[k], unit),
+                race.names[race.winner[k]] if race.winner[k] >= 0 else "providers",
+                percent(race.settled_margin[k]),
+            ]
             for k in shown_rows(result)
         ],
     )
@@ -264,9 +300,14 @@ def entry_command(
         f"{entrant} enters · scheme {chosen}",
         ["provider", "no arbitrage: before", "after", "with arbitrage: before", "after", "change"],
         [
-            [name, percent(without_before[k]) if k < len(without_before) else "—",
-             percent(without_after[k]) if k < len(without_after) else "—",
-             percent(with_before[k]), percent(with_after[k]), f"{100 * (with_after[k] - with_before[k]):+.1f} pts"]
+            [
+                name,
+                percent(without_before[k]) if k < len(without_before) else "—",
+                percent(without_after[k]) if k < len(without_after) else "—",
+                percent(with_before[k]),
+                percent(with_after[k]),
+                f"{100 * (with_after[k] - with_before[k]):+.1f} pts",
+            ]
             for k, name in enumerate(columns)
         ],
     )
@@ -308,8 +349,7 @@ def distill_command(
     levels: str | None = typer.Option(
         None,
         "--levels",
-        help="Solve rates of each pair's margin as start:stop:count; stop may be `best` (the pair's best solve "
-        "rate).",
+        help="Solve rates of each pair's margin as start:stop:count; stop may be `best` (the pair's best solve rate).",
         show_default="on the paper's data the paper's levels (the top 0.1 below the best, or Lean's [0.7, 0.9]); "
         "else 100 levels from the pair's best mean pass@1 to its best",
         callback=levels_option,
@@ -346,9 +386,13 @@ def distill_command(
         f"{result.levels[:, 0].min():.4f} to {result.levels[:, -1].max():.4f}",
         ["student", "tokens", "max margin", "cascade (top u)", "teacher keeps"],
         [
-            [name, f"{result.tokens[s]:.3g}", percent(result.max_margin[s]),
-             cascade.describe(result.cost_unit) if (cascade := result.cascades[s]) else "—",
-             percent(result.teacher_revenue_ratio[s])]
+            [
+                name,
+                f"{result.tokens[s]:.3g}",
+                percent(result.max_margin[s]),
+                cascade.describe(result.cost_unit) if (cascade := result.cascades[s]) else "—",
+                percent(result.teacher_revenue_ratio[s]),
+            ]
             for s, name in enumerate(result.students)
         ],
     )

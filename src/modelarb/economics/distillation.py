@@ -196,9 +196,7 @@ def _pair(pair: Outcomes, scheme: Scheme, band: LevelBand | None) -> ArbitrageRe
     return paper.grid_search(pair, levels, settings.distill_caps(), "mean_margin", settings.distill_grid)
 
 
-def _check(
-    outcomes: Outcomes, teacher: str, students: tuple[str, ...], tokens: Array, scheme: str, max_k: int
-) -> None:
+def _check(outcomes: Outcomes, teacher: str, students: tuple[str, ...], tokens: Array, scheme: str, max_k: int) -> None:
     check_scheme(scheme)
     if not students:
         raise AnalysisError("name at least one student checkpoint, e.g. --students 1.7b-84,1.7b-281")

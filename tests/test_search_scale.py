@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import CliResult
+from modelarb.core import exact
 from modelarb.core.bounds import CompletionBound, Target
 from modelarb.core.exact import _unique_rows, exact_search
 from modelarb.core.exact_curves import evaluate_cascades
@@ -119,6 +120,49 @@ def test_target_lies_on_or_above_every_later_envelope() -> None:
         slope = (h_spend[right] - h_spend[left]) / (h_solve[right] - h_solve[left])
         envelope = np.where(x <= top, hull_cost(h_solve, h_spend, x), at_top + slope * (x - top))
         assert np.all(target.at(x) >= envelope - 1e-12)
+
+
+def test_the_convex_envelope_of_a_target_lies_between_every_later_envelope_and_the_target() -> None:
+    """T's convex envelope (what the one-stage bound closes against) is convex, at or below T, and at or above
+    the envelope of any hull that only adds points to the hull so far."""
+    rng = np.random.default_rng(6)
+    checked = 0
+    for _ in range(200):
+        points = np.sort(rng.random(12)), np.sort(rng.random(12)) * 3
+        first = lower_hull(*points)
+        top = float(rng.uniform(0.2, 0.9))
+        more_solve, more_spend = np.append(points[0], rng.random(6)), np.append(points[1], rng.random(6) * 3)
+        later = lower_hull(more_solve, more_spend)
+        target = Target.of(points[0][first], points[1][first], top, 0.0)
+        convex = target.envelope
+        assert convex.convex and np.all(np.diff(np.diff(convex.spend) / np.diff(convex.solve)) > 0)
+        x = np.linspace(0, 1, 401)
+        reached = x <= convex.reach
+        assert np.all(convex.at(x[reached]) <= target.at(x[reached]) + 1e-12)
+        h_solve, h_spend = more_solve[later], more_spend[later]
+        at_top = hull_cost(h_solve, h_spend, np.array([top]))[0]
+        right = np.searchsorted(h_solve, top, side="left")
+        left = max(right - 1, 0)
+        if not np.isfinite(at_top) or right == 0 or right >= len(h_solve):
+            continue
+        slope = (h_spend[right] - h_spend[left]) / (h_solve[right] - h_solve[left])
+        envelope = np.where(x <= top, hull_cost(h_solve, h_spend, x), at_top + slope * (x - top))
+        assert np.all(convex.at(x) >= envelope - 1e-12)
+        checked += 1
+    assert checked > 50
+
+
+def test_branch_and_bound_gives_up_beyond_its_budget_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When its last stage may evaluate more than `BRANCH_CASCADES` cascades, a branch and bound returns its
+    polished warm-up hull, not proven, and says why."""
+    outcomes = leaderboard(5, 40, seed=1)
+    levels = _levels(outcomes)
+    proven = exact_search(outcomes, levels, max_depth=3, branch=True)
+    monkeypatch.setattr(exact, "BRANCH_CASCADES", 1_000)
+    given_up = exact_search(outcomes, levels, max_depth=3, branch=True)
+    assert proven.proven and not given_up.proven
+    assert "beam search (not exhaustive)" in given_up.method and "met too many prefixes" in given_up.method
+    assert np.all(given_up.arbitrage_cost >= proven.arbitrage_cost * (1 - 1e-12))
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -25,7 +25,7 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.hull import REACH_TOLERANCE
+from modelarb.core.hull import REACH_TOLERANCE, lower_hull
 from modelarb.data.outcomes import Outcomes
 
 Array = NDArray[np.float64]
@@ -34,7 +34,6 @@ Index = NDArray[np.int64]
 CLOSE_TOLERANCE = 1e-12  # relative: a completion may beat the hull by this much and still be closed
 GROUPS = 32  # breakpoints of the coarse bound on a prefix's children
 GRID = 256  # solve-rate cells of the coarse bound
-STAGE_GROUPS = 64  # breakpoints of each provider's coarse curve in the one-stage bound
 CELLS = 1_000_000  # prefixes × instances bounded at once
 PAST_MARGIN = 1e-12  # a child is past the hull's top by its parent's bound only when past it by this much
 
@@ -85,6 +84,20 @@ class Target:
             and bool(np.all(np.diff(self.solve) > 0))
             and bool(np.all(np.diff(self.spend) >= 0))
         )
+
+    @cached_property
+    def envelope(self) -> Target:
+        """The lower convex envelope of T up to solve rate 1, as a convex target: E ≤ it ≤ T (E is convex), so
+        it closes soundly too, if less than T past `top`. Between H's vertices and the first vertices of the lines
+        past `top`, T is the least of two linear functions (concave), so its envelope is the lower hull of T there."""
+        if self.convex or len(self.solve) < 2:
+            return self
+        x = np.append(self.solve, 1.0)
+        x = np.unique(x[x <= 1.0])
+        y = self.at(x)
+        finite = np.isfinite(y)
+        vertices = lower_hull(x[finite], y[finite])
+        return Target.of(x[finite][vertices], y[finite][vertices])
 
     def at(self, x: Array) -> Array:
         """T at solve rates x (any shape)."""
@@ -179,44 +192,52 @@ class CompletionBound:
         return delta, spend, self._most(fail, free, remaining), rate
 
     @cached_property
-    def _stage_groups(self) -> list[tuple[Array, Array]]:
-        """Per provider: which of `STAGE_GROUPS` groups of the instances it can solve (by increasing least spend
-        per solve) each instance is in, as a 0/1 matrix (I, groups), and each group's cheapest rate."""
-        groups = []
+    def _stage_rates(self) -> list[tuple[Index, Array]]:
+        """Per provider: the instances it can solve by increasing least spend per solve, and those rates."""
+        rates = []
         for rate in self.per_solve.T:
             order = np.argsort(rate, kind="stable")[: int(np.isfinite(rate).sum())]
-            starts = np.unique(np.linspace(0, order.size, STAGE_GROUPS + 1).astype(np.int64)[:-1])
-            member = np.zeros((rate.size, starts.size))
-            member[order, np.searchsorted(starts, np.arange(order.size), side="right") - 1] = 1.0
-            groups.append((member, rate[order[starts]] if order.size else np.zeros(0)))
-        return groups
+            rates.append((order, rate[order]))
+        return rates
 
     def open_one_stage(self, solve: Array, spend: Array, fail: Array, used: Index, hull: Target) -> NDArray[np.bool_]:
         """Which prefixes (sharing the `used` providers) one more stage may still improve the hull with.
 
         One stage uses one provider q, so removing δ costs at least L_q(δ), the filling of the instances' unsolved
         chances at q's own rates (not the least over all providers): a prefix is closed when S + L_q(δ) ≥ T(R + δ)
-        for every unused q and δ. Each L_q is coarsened to `STAGE_GROUPS` groups of instances, a group charged at
-        its cheapest rate, and checked at the groups' ends; within a group that ends where T is still convex
-        (`Target.convex_to`) that suffices, elsewhere T (nondecreasing) at the group's end must also lie below
-        S + L_q at its start (a staircase, sound without convexity). Holds for any market.
+        for every unused q and δ. Checked against T's convex envelope (`Target.envelope`), one of its segments at a
+        time: the least of S + L_q(δ) − y_j − s_j (R + δ − x_j) over δ lies where q's sorted rates reach the
+        segment's slope s_j, the same instance for every prefix (as in `_segment_slack`); a prefix q may take past
+        the envelope's top stays open. Holds for any market.
         """
         n_inst = self.per_solve.shape[0]
+        target = hull.envelope
+        slope = np.append(0.0, np.diff(target.spend) / np.diff(target.solve))
+        x, y = np.append(target.solve[0], target.solve[:-1]), np.append(target.spend[0], target.spend[:-1])
+        offset = n_inst * (slope * x - y)
         margin = -CLOSE_TOLERANCE * np.maximum(np.abs(spend), 1e-300)
-        is_open = spend - hull.at(solve) < margin  # the prefix itself below T
+        is_open = spend - target.at(solve) < margin  # the prefix itself below T
         for q in self._free(used).tolist():
-            member, rate = self._stage_groups[q]
+            order, rate = self._stage_rates[q]
             rows = np.flatnonzero(~is_open)  # closed so far
             if rate.size == 0 or rows.size == 0:
                 continue
-            mass = fail[rows] @ member / n_inst  # (K, groups)
-            reach = solve[rows, None] + np.cumsum(mass, axis=1)  # solve rate at each group's end
-            end = spend[rows, None] + np.cumsum(mass * rate, axis=1)  # L_q at each group's end
-            excess = hull.at(reach)
-            below = end - excess < margin[rows, None]
-            bent = reach > hull.convex_to  # T may not be convex over the group: the staircase as well
-            below |= bent & (end - mass * rate - excess < margin[rows, None])
-            is_open[rows] = np.any(below, axis=1)
+            # δ_j and L_q(δ_j) of each segment j: sums over q's instances up to where its rates reach s_j
+            column = np.searchsorted(rate, slope, side="left")
+            cuts = np.unique(np.append(column[column > 0], rate.size))  # > 0, increasing, the last is all of them
+            mass = np.take(fail if rows.size == len(fail) else fail[rows], order, axis=1)
+            starts = np.append(0, cuts[:-1])
+            removed = np.zeros((rows.size, cuts.size + 1))
+            least = np.zeros_like(removed)
+            np.cumsum(np.add.reduceat(mass, starts, axis=1), axis=1, out=removed[:, 1:])
+            mass *= rate
+            np.cumsum(np.add.reduceat(mass, starts, axis=1), axis=1, out=least[:, 1:])
+            at = np.searchsorted(cuts, column, side="left") + (column > 0)  # column 0: nothing removed
+            # n_inst · (S + L_q(δ_j) − y_j − s_j (R + δ_j − x_j)), the least over j
+            value = least[:, at] - removed[:, at] * slope
+            value += n_inst * spend[rows, None] - (n_inst * solve[rows, None]) * slope + offset
+            past = solve[rows] + removed[:, -1] / n_inst > target.reach  # T is +∞ there
+            is_open[rows] = (value.min(axis=1) < n_inst * margin[rows]) | past
         return is_open
 
     def open_prefixes(

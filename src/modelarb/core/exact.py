@@ -19,7 +19,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from math import factorial, prod
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +42,7 @@ EXHAUSTIVE_CASCADES = 20_000_000  # search every cascade when there are at most 
 EXHAUSTIVE_PREFIX_CELLS = 10_000_000  # ... and every prefix's unsolved chances (prefixes × instances) fit
 BRANCH_DEPTH = 3  # otherwise branch and bound when cascades have at most this many stages
 BRANCH_PREFIX_CELLS = 40_000_000  # ... while a stage's prefixes × instances fit; beyond, it gives up (beam's answer)
+BRANCH_CASCADES = 2_000_000_000  # ... and while its last stage may evaluate at most this many cascades (~30 s)
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin (the most promising)
 BEAM_CASCADES = 240_000  # ... or more while its later stages evaluate at most this many cascades per bin in all
@@ -342,8 +343,8 @@ def _search(
     start: _Points | None = None,
 ) -> tuple[_Points, int, int | None]:
     """The hull of every cascade met (vertices by increasing solve), how many were evaluated, and the stage at
-    which a branch and bound gave up, its open prefixes outgrowing memory (None: it did not). `start`: cascades
-    the hull begins with."""
+    which a branch and bound gave up, its open prefixes outgrowing memory or its last stage `BRANCH_CASCADES`
+    (None: it did not). `start`: cascades the hull begins with."""
     n_p = outcomes.n_providers
     width = plan.depth  # stage columns: one per stage a cascade may have
     hull = _Points(np.zeros(1), np.zeros(1), np.full((1, width), -1), np.zeros((1, width)), np.full(1, -1))  # none
@@ -365,18 +366,19 @@ def _search(
             parent_set, n_sets = _provider_sets(prefixes.stages[:, :depth], bins * BEAM_PER_BIN / top * n_p)
         target = Target(hull.solve, hull.spend, plan.top, least)
         limits = None if bound is None or last else _child_limits(bound, prefixes, fail, target, plan.depth - depth)
+        if bound is not None and limits is not None and depth == plan.depth - 2:  # children with a stage to go
+            hull, finished, gave_up = _finish(
+                outcomes, steps, tables, allowed, plan, bound, least, prefixes, fail, hull, limits, depth
+            )
+            return hull, evaluated + finished, gave_up
         for sweep in _sweeps(prefixes, fail, steps, allowed, depth, plan.first):
             evaluated += sweep.solve.size
-            solve, spend = sweep.solve.ravel(), sweep.spend.ravel()
-            floor = np.interp(solve, hull.solve, hull.spend, right=np.inf)  # the hull so far
-            below = np.flatnonzero(spend <= floor)
-            hull = _Points.joined([hull, sweep.points(below)]).hull()
+            hull, floor = _met(hull, sweep)
             if last:
                 continue
             keep = None  # every child, unless the parent's completion bound already closes some of them
             if limits is not None:
-                row = np.repeat(sweep.rows, sweep.solve.shape[1])
-                keep = np.flatnonzero(spend < limits[row, cell_of(solve)])
+                keep = _within(sweep, limits)
                 if (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
                     return hull, evaluated, depth + 1  # too many prefixes to keep them all: give up here
             if thin and bins is not None:  # per solve bin and set of providers (or last provider)
@@ -386,9 +388,10 @@ def _search(
                     keep = _nearest(sweep.solve, sweep.spend, floor.reshape(sweep.solve.shape), sets, fine, keys)
                 else:
                     sets = np.broadcast_to(sets, sweep.solve.shape).ravel()[keep]
+                    solve, spend = sweep.solve.ravel(), sweep.spend.ravel()
                     keep = keep[_nearest(solve[keep], spend[keep], floor[keep], sets, fine, keys)]
             if keep is None:
-                keep = np.arange(solve.size)
+                keep = np.arange(sweep.solve.size)
             kept.append(sweep.points(keep))
             held += keep.size
         if not kept:
@@ -432,6 +435,67 @@ def _search(
     return hull, evaluated, None
 
 
+def _met(hull: _Points, sweep: _Sweep) -> tuple[_Points, Array]:
+    """The hull with the sweep's cascades that reach it or go below, and the hull so far under each cascade (flat)."""
+    solve, spend = sweep.solve.ravel(), sweep.spend.ravel()
+    floor = np.interp(solve, hull.solve, hull.spend, right=np.inf)
+    below = np.flatnonzero(spend <= floor)
+    return _Points.joined([hull, sweep.points(below)]).hull(), floor
+
+
+def _within(sweep: _Sweep, limits: Array) -> Index:
+    """The sweep's cascades (flat) that their parent's limits (`_child_limits`) leave open."""
+    row = np.repeat(sweep.rows, sweep.solve.shape[1])
+    return np.flatnonzero(sweep.spend.ravel() < limits[row, cell_of(sweep.solve.ravel())])
+
+
+def _finish(
+    outcomes: Outcomes,
+    steps: list[Breakpoints],
+    tables: FailureTables,
+    allowed: set[tuple[int, ...]] | None,
+    plan: _Plan,
+    bound: CompletionBound,
+    least: float,
+    prefixes: _Points,
+    fail: Array,
+    hull: _Points,
+    limits: Array,
+    depth: int,
+) -> tuple[_Points, int, int | None]:
+    """A branch and bound's last two stages, none of their prefixes held: each child of `prefixes` (stage
+    `depth + 1`) that its parent's `limits` leave open is bounded (`CompletionBound.open_one_stage`) and, if still
+    open, swept by every next provider as it is met, a chunk at a time. A first pass over the children counts how
+    many last-stage cascades that may evaluate: beyond `BRANCH_CASCADES` it gives up (see `_search`)."""
+    caps = np.array([s.caps.size for s in steps])
+    used = np.where(prefixes.stages[:, :depth] >= 0, caps[prefixes.stages[:, :depth]], 0).sum(axis=1)
+    evaluated, work = 0, 0
+    for sweep in _sweeps(prefixes, fail, steps, allowed, depth, plan.first):
+        evaluated += sweep.solve.size
+        hull, _ = _met(hull, sweep)
+        open_rows = np.bincount(_within(sweep, limits) // sweep.solve.shape[1], minlength=len(sweep.rows))
+        work += int(open_rows @ (caps.sum() - caps[sweep.q] - used[sweep.rows]))
+        if work > BRANCH_CASCADES:
+            return hull, evaluated, depth + 1
+    chunk = max(1, CELLS // max(outcomes.n_instances, 1))
+    for sweep in _sweeps(prefixes, fail, steps, allowed, depth, plan.first):
+        children = sweep.points(_within(sweep, limits))
+        for start in range(0, len(children.solve), chunk):
+            part = children.take(np.arange(start, min(start + chunk, len(children.solve))))
+            part_fail = _extended(part, fail, tables, outcomes, depth)
+            target = Target(hull.solve, hull.spend, plan.top, least)
+            rows_open = []
+            for rows, providers in _groups(part, depth + 1):
+                still = bound.open_one_stage(part.solve[rows], part.spend[rows], part_fail[rows], providers, target)
+                rows_open.append(rows[still])
+            rows = np.concatenate(rows_open) if rows_open else np.zeros(0, np.int64)
+            part, part_fail = part.take(rows), part_fail[rows]
+            for last in _sweeps(part, part_fail, steps, allowed, depth + 1):
+                evaluated += last.solve.size
+                hull, _ = _met(hull, last)
+    return hull, evaluated, None
+
+
 def _beam_size(bins: int, depth: int, steps: list[Breakpoints], instances: int, widen: bool) -> tuple[int, int]:
     """How many prefixes a beam of `bins` bins keeps per stage over cascades of at most `depth` stages, at least and at
     most: as many as the later stages' sweeps can extend within `BEAM_CASCADES` cascades per bin in all (their unsolved
@@ -451,7 +515,7 @@ def _children(prefixes: _Points, steps: list[Breakpoints], depth: int) -> int:
     return int(np.sum(caps * (len(prefixes.solve) - used)))
 
 
-def _unique_rows(rows: Index) -> tuple[Index, Index]:
+def _unique_rows(rows: NDArray[Any]) -> tuple[NDArray[Any], Index]:
     """The distinct rows in lexicographic order and each row's index among them, as `np.unique(rows, axis=0,
     return_inverse=True)` gives them, from a lexsort of the columns (np.unique sorts rows as records, ~10× slower)."""
     if rows.shape[1] == 0:
@@ -543,11 +607,9 @@ def _open(
     target: Target,
     remaining: int,
 ) -> tuple[_Points, Array] | None:
-    """The prefixes some completion of at most `remaining` stages may still improve the hull with, and their
-    unsolved chances (made from their parents' `fail` a chunk at a time); None if those do not fit in
-    `BRANCH_PREFIX_CELLS`."""
-    if remaining <= 0:
-        return prefixes.take(np.zeros(0, np.int64)), np.zeros((0, fail.shape[1]))
+    """The prefixes some completion of at most `remaining` stages (two or more: `_finish` takes the last two
+    stages) may still improve the hull with, and their unsolved chances (made from their parents' `fail` a chunk at
+    a time); None if those do not fit in `BRANCH_PREFIX_CELLS`."""
     rows_kept, fails, cells = [], [], 0
     chunk = max(1, CELLS // max(fail.shape[1], 1))
     for rows, used in _groups(prefixes, depth + 1):
@@ -555,9 +617,6 @@ def _open(
             part = prefixes.take(rows[start : start + chunk])
             extended = _extended(part, fail, tables, outcomes, depth)
             keep = bound.open_prefixes(part.solve, part.spend, extended, used, remaining, target)
-            if remaining == 1:  # one stage left: it uses one provider (`CompletionBound.open_one_stage`)
-                still = np.flatnonzero(keep)
-                keep[still] = bound.open_one_stage(part.solve[still], part.spend[still], extended[still], used, target)
             rows_kept.append(rows[start : start + chunk][keep])
             fails.append(extended[keep])
             cells += fails[-1].size
@@ -568,11 +627,13 @@ def _open(
 
 
 def _extended(prefixes: _Points, fail: Array, tables: FailureTables, outcomes: Outcomes, depth: int) -> Array:
-    """Each prefix's chance (K, I) of leaving each instance unsolved: its parent's, times its last stage's F(k)."""
-    last = prefixes.stages[:, depth]
-    k = attempts_within(prefixes.caps[:, depth, None], outcomes.cost.T[last])
-    out = tables.at(last, k)
-    out *= fail[prefixes.parent]
+    """Each prefix's chance (K, I) of leaving each instance unsolved: its parent's, times its last stage's F(k)
+    (computed once per distinct last stage)."""
+    stages, which = _unique_rows(np.column_stack([prefixes.stages[:, depth], prefixes.caps[:, depth]]))
+    last = stages[:, 0].astype(np.int64)
+    k = attempts_within(stages[:, 1, None], outcomes.cost.T[last])
+    out = fail[prefixes.parent]
+    out *= tables.at(last, k)[which]
     return out
 
 

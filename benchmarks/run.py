@@ -134,7 +134,7 @@ def beam_gaps() -> Report:
     from modelarb.core.search import best_solve_rate
 
     start, worst, proven, tried, beam_cpu = time.perf_counter(), 0.0, [], 0, 0.0
-    for providers, instances, depth in ((5, 40, 3), (6, 100, 3), (8, 200, 2), (16, 500, 2), (25, 500, 2)):
+    for providers, instances, depth in ((5, 40, 3), (6, 100, 3), (8, 200, 3), (8, 200, 2), (16, 500, 2), (25, 500, 2)):
         for seed in range(10):
             outcomes = leaderboard(providers, instances, seed)
             levels = np.linspace(0.3, best_solve_rate(outcomes), 100)

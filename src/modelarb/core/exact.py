@@ -10,7 +10,8 @@ exhaustive; for short cascades it is a branch and bound that closes prefixes no 
 of which can change C(u) (`bounds`), starting from a beam search's hull, polished (`polish`);
 otherwise it is a beam search that keeps, per solve-rate bin and per set of providers used (or last
 provider), the prefix closest to the hull so far (and the next closest where its budget of
-cascades allows: short cascades over few providers), and says so in `method`.
+cascades allows: short cascades over few providers), its hull polished where cascades are that
+short, and says so in `method`.
 """
 
 from __future__ import annotations
@@ -210,6 +211,10 @@ def exact_hull(
         start, polishing = _polished(outcomes, steps, start, allowed, plan.first)
         warm += polishing
     hull, evaluated, gave_up = _search(outcomes, steps, joint, allowed, plan, start)
+    polish = plan.bins is not None and plan.depth <= BRANCH_DEPTH  # cheap for short cascades: a beam's hull polished
+    if polish:
+        hull, polishing = _polished(outcomes, steps, hull, allowed, plan.first)
+        warm += polishing
     evaluated += warm
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
     if first is not None:
@@ -228,11 +233,13 @@ def exact_hull(
         bins = plan.bins or DEFAULT_BEAM
         fewest, size = _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.bins is not None)
         more = f", or the next nearest while fewer than {fewest:,}" if fewest > bins * BEAM_PER_BIN else ""
+        polishing = "its hull polished (each vertex's stages chosen again one at a time)"
         note = (
-            ""
-            if gave_up is None
-            else f"; its hull polished (each vertex's stages chosen again one at a time), a branch and bound from it "
-            f"met too many prefixes to extend to stage {gave_up + 1}"
+            f"; {polishing}, a branch and bound from it met too many prefixes to extend to stage {gave_up + 1}"
+            if gave_up is not None
+            else f"; {polishing}"
+            if polish
+            else ""
         )
         method = (
             f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "

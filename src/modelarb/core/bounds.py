@@ -216,7 +216,7 @@ class CompletionBound:
         x, y = np.append(target.solve[0], target.solve[:-1]), np.append(target.spend[0], target.spend[:-1])
         offset = n_inst * (slope * x - y)
         margin = -CLOSE_TOLERANCE * np.maximum(np.abs(spend), 1e-300)
-        is_open = spend - target.at(solve) < margin  # the prefix itself below T
+        is_open = spend - target.at(solve) < margin  # the prefix itself below the envelope
         for q in self._free(used).tolist():
             order, rate = self._stage_rates[q]
             rows = np.flatnonzero(~is_open)  # closed so far

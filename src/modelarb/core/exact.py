@@ -233,11 +233,11 @@ def exact_hull(
         bins = plan.bins or DEFAULT_BEAM
         fewest, size = _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.bins is not None)
         more = f", or the next nearest while fewer than {fewest:,}" if fewest > bins * BEAM_PER_BIN else ""
-        polishing = "its hull polished (each vertex's stages chosen again one at a time)"
+        polish_note = "its hull polished (each vertex's stages chosen again one at a time)"
         note = (
-            f"; {polishing}, a branch and bound from it met too many prefixes to extend to stage {gave_up + 1}"
+            f"; {polish_note}, a branch and bound from it met too many prefixes to extend to stage {gave_up + 1}"
             if gave_up is not None
-            else f"; {polishing}"
+            else f"; {polish_note}"
             if polish
             else ""
         )

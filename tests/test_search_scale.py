@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +99,10 @@ def test_branch_and_bound_equals_exhaustive_search_on_one_attempt_markets(
     _same_costs(proven.arbitrage_cost, exhaustive.arbitrage_cost)
 
 
-def test_target_lies_on_or_above_every_later_envelope() -> None:
-    """T from a hull so far is at or above the envelope of any hull that only adds points to it."""
-    rng = np.random.default_rng(5)
+def _targets_and_later_envelopes(seed: int) -> Iterator[tuple[Target, np.ndarray, np.ndarray | None]]:
+    """Random targets T (from a hull so far, a `top`, floor 0), solve rates x, and the envelope at x of a hull that
+    only adds points to the hull so far (its hull up to `top`, its tangent at `top` beyond; None where it has none)."""
+    rng = np.random.default_rng(seed)
     for _ in range(200):
         points = np.sort(rng.random(12)), np.sort(rng.random(12)) * 3
         first = lower_hull(*points)
@@ -116,39 +117,31 @@ def test_target_lies_on_or_above_every_later_envelope() -> None:
         right = np.searchsorted(h_solve, top, side="left")  # the later hull's slope just below `top`
         left = max(right - 1, 0)
         if not np.isfinite(at_top) or right == 0 or right >= len(h_solve):
+            yield target, x, None
             continue
         slope = (h_spend[right] - h_spend[left]) / (h_solve[right] - h_solve[left])
-        envelope = np.where(x <= top, hull_cost(h_solve, h_spend, x), at_top + slope * (x - top))
-        assert np.all(target.at(x) >= envelope - 1e-12)
+        yield target, x, np.where(x <= top, hull_cost(h_solve, h_spend, x), at_top + slope * (x - top))
+
+
+def test_target_lies_on_or_above_every_later_envelope() -> None:
+    """T from a hull so far is at or above the envelope of any hull that only adds points to it."""
+    for target, x, envelope in _targets_and_later_envelopes(5):
+        if envelope is not None:
+            assert np.all(target.at(x) >= envelope - 1e-12)
 
 
 def test_the_convex_envelope_of_a_target_lies_between_every_later_envelope_and_the_target() -> None:
     """T's convex envelope (what the one-stage bound closes against) is convex, at or below T, and at or above
     the envelope of any hull that only adds points to the hull so far."""
-    rng = np.random.default_rng(6)
     checked = 0
-    for _ in range(200):
-        points = np.sort(rng.random(12)), np.sort(rng.random(12)) * 3
-        first = lower_hull(*points)
-        top = float(rng.uniform(0.2, 0.9))
-        more_solve, more_spend = np.append(points[0], rng.random(6)), np.append(points[1], rng.random(6) * 3)
-        later = lower_hull(more_solve, more_spend)
-        target = Target.of(points[0][first], points[1][first], top, 0.0)
+    for target, x, envelope in _targets_and_later_envelopes(6):
         convex = target.envelope
         assert convex.convex and np.all(np.diff(np.diff(convex.spend) / np.diff(convex.solve)) > 0)
-        x = np.linspace(0, 1, 401)
         reached = x <= convex.reach
         assert np.all(convex.at(x[reached]) <= target.at(x[reached]) + 1e-12)
-        h_solve, h_spend = more_solve[later], more_spend[later]
-        at_top = hull_cost(h_solve, h_spend, np.array([top]))[0]
-        right = np.searchsorted(h_solve, top, side="left")
-        left = max(right - 1, 0)
-        if not np.isfinite(at_top) or right == 0 or right >= len(h_solve):
-            continue
-        slope = (h_spend[right] - h_spend[left]) / (h_solve[right] - h_solve[left])
-        envelope = np.where(x <= top, hull_cost(h_solve, h_spend, x), at_top + slope * (x - top))
-        assert np.all(convex.at(x) >= envelope - 1e-12)
-        checked += 1
+        if envelope is not None:
+            assert np.all(convex.at(x) >= envelope - 1e-12)
+            checked += 1
     assert checked > 50
 
 

@@ -17,7 +17,7 @@ short, and says so in `method`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from math import factorial, prod
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from modelarb.core.boxes import box_search
 from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, GRID, CompletionBound, Target, cell_of
 from modelarb.core.cascade import Cascade
 from modelarb.core.exact_curves import Breakpoints, evaluate, provider_cost_curves
@@ -203,19 +204,24 @@ def exact_hull(
     if first is not None and not all(0 <= p < outcomes.n_providers for p in first):
         raise AnalysisError(f"first-stage providers must be columns 0 … {outcomes.n_providers - 1}, got {list(first)}")
     plan = replace(plan, first=None if first is None else frozenset(first))
-    start, warm = None, 0
-    if plan.branch:  # a beam search first, its hull polished: it closes prefixes from the start
-        start, warm, _ = _search(
+    admissible = _admissible(allowed, plan.first)
+    gave_up = False
+    if plan.branch:  # a beam search first, its hull polished: the lower the hull, the more boxes close
+        beam, evaluated, _ = _search(
             outcomes, steps, joint, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False, widen=False)
         )
-        start, polishing = _polished(outcomes, steps, start, allowed, plan.first)
-        warm += polishing
-    hull, evaluated, gave_up = _search(outcomes, steps, joint, allowed, plan, start)
+        start, polishing = polished(outcomes, steps, _candidates(beam), admissible)
+        least = CompletionBound.of(outcomes).least_at(plan.top, outcomes.n_instances, plan.depth)
+        found, searched, gave_up = box_search(outcomes, steps, tables, depth, admissible, start, plan.top, least)
+        evaluated += polishing + searched
+    else:
+        hull, evaluated, _ = _search(outcomes, steps, joint, allowed, plan)
+        found = _candidates(hull)
     polish = plan.bins is not None and plan.depth <= BRANCH_DEPTH  # cheap for short cascades: a beam's hull polished
     if polish:
-        hull, polishing = _polished(outcomes, steps, hull, allowed, plan.first)
-        warm += polishing
-    evaluated += warm
+        found, polishing = polished(outcomes, steps, found, admissible)
+        evaluated += polishing
+    hull = _Points(found.solve, found.spend, found.stages, found.caps, np.full(len(found.solve), -1))
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
     if first is not None:
         scope += ", first stage " + " or ".join(outcomes.providers[p] for p in sorted(set(first)))
@@ -223,7 +229,7 @@ def exact_hull(
         scope += f", at most {depth} stage{'s' if depth > 1 else ''}"
     if plan.bins is None and not plan.branch:
         method = f"exact caps, exhaustive: all {evaluated:,} cascades over {scope}; lower convex hull"
-    elif plan.bins is None and gave_up is None:
+    elif plan.bins is None and not gave_up:
         method = (
             f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated "
             f"(its polished warm-up hull's included), "
@@ -235,8 +241,8 @@ def exact_hull(
         more = f", or the next nearest while fewer than {fewest:,}" if fewest > bins * BEAM_PER_BIN else ""
         polish_note = "its hull polished (each vertex's stages chosen again one at a time)"
         note = (
-            f"; {polish_note}, a branch and bound from it met too many prefixes to extend to stage {gave_up + 1}"
-            if gave_up is not None
+            f"; {polish_note}, a branch and bound from it outgrew its budget"
+            if gave_up
             else f"; {polish_note}"
             if polish
             else ""
@@ -247,7 +253,7 @@ def exact_hull(
             f"{size:,} of them (those whose completion bound dips furthest below the hull){note}; "
             f"{evaluated:,} of {total:.3g} cascades over {scope}; lower convex hull"
         )
-    return SearchHull(hull, method, evaluated, plan.bins is None and gave_up is None)
+    return SearchHull(hull, method, evaluated, plan.bins is None and not gave_up)
 
 
 def proves(
@@ -287,24 +293,21 @@ def _choose(
     return _Plan(DEFAULT_BEAM, depth, False, top), sum(counts[:depth])
 
 
-def _polished(
-    outcomes: Outcomes,
-    steps: list[Breakpoints],
-    hull: _Points,
-    allowed: set[tuple[int, ...]] | None,
-    first: frozenset[int] | None,
-) -> tuple[_Points, int]:
-    """`hull` polished (`polish.polished`) over the sequences the search may build, and how many cascades that
-    evaluated."""
+def _admissible(
+    allowed: set[tuple[int, ...]] | None, first: frozenset[int] | None
+) -> Callable[[tuple[int, ...]], bool]:
+    """Which provider sequences the search may build (`allowed`, first stage from `first`; None: any)."""
 
     def admissible(sequence: tuple[int, ...]) -> bool:
         return (allowed is None or not sequence or sequence in allowed) and (
             first is None or not sequence or sequence[0] in first
         )
 
-    found, evaluated = polished(outcomes, steps, Candidates(hull.solve, hull.spend, hull.stages, hull.caps), admissible)
-    parent = np.full(len(found.solve), -1)
-    return _Points(found.solve, found.spend, found.stages, found.caps, parent), evaluated
+    return admissible
+
+
+def _candidates(points: _Points) -> Candidates:
+    return Candidates(points.solve, points.spend, points.stages, points.caps)
 
 
 def _allowed_sequences(outcomes: Outcomes, orders: Orders) -> set[tuple[int, ...]] | None:

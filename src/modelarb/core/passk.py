@@ -78,6 +78,18 @@ class FailureTable:
         instance = np.repeat(np.arange(len(n_)), length)
         j = np.arange(int(length.sum())) - self.start[instance]
         self.values = failure_probability(n_[instance], s_[instance], j)
+        padded = np.zeros((len(n_), int(length.max(initial=1))))
+        padded[instance, j] = self.values
+        self.before = (np.cumsum(padded, axis=1) - padded)[instance, j]  # Σ_{j' < j} F(j'), instance by instance
+
+    def attempts(self, k: ArrayLike) -> NDArray[np.float64]:
+        """Σ_{j<k} F_i(j) for attempt counts k (..., I): the attempts bought when at most k are allowed and buying
+        stops at the first success (past the table F stays at its last value, 0 or 1)."""
+        k_ = np.maximum(np.asarray(k, float), 0.0)
+        j = np.minimum(k_, self.last)
+        at = self.start + j.astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            return self.before[at] + np.where(self.values[at] > 0, k_ - j, 0.0)
 
     def at(self, k: ArrayLike) -> NDArray[np.float64]:
         """F_i(k[..., i]) for attempt counts k (..., I); negative counts read F(0), infinite ones the last value."""

@@ -114,7 +114,7 @@ def polished(
                     keep = np.flatnonzero([admissible(_with(seq, m, -1)) for seq in sequences])
                     solve, spend = _without(fail[keep], after_fail[keep], after_spend[keep])
                     made.append(
-                        _dropped(solve_before[keep] + solve, spend_before[keep] + spend, stages[keep], caps[keep])
+                        compacted(solve_before[keep] + solve, spend_before[keep] + spend, stages[keep], caps[keep])
                     )
                 for q, step in enumerate(steps):
                     rows = np.flatnonzero([q not in seq and admissible(_with(seq, m, q)) for seq in sequences])
@@ -182,7 +182,7 @@ def _points(solve: Array, spend: Array, stages: Index, caps: Array, m: int, q: i
     return Candidates(solve.ravel(), spend.ravel(), new_stages, new_caps)
 
 
-def _dropped(solve: Array, spend: Array, stages: Index, caps: Array) -> Candidates:
-    """The cascades with their cleared stage left out (later stages moved up), their solve and spend."""
+def compacted(solve: Array, spend: Array, stages: Index, caps: Array) -> Candidates:
+    """The cascades with their empty stages (-1) left out, later stages moved up, and their solve and spend."""
     order = np.argsort(stages < 0, axis=1, kind="stable")  # stages first, pads last
     return Candidates(solve, spend, np.take_along_axis(stages, order, axis=1), np.take_along_axis(caps, order, axis=1))

@@ -1,0 +1,283 @@
+"""Branch and bound over boxes of caps (METHOD §4): the proven hull of cascades of at most D stages.
+
+A box fixes the providers of the first L = D − 1 stages and, for each, a range [a_m, b_m] of its caps
+(indices into its `Breakpoints`, with 0 for no stage); the last stage is swept over every cap of every
+provider it may use. A stage's unsolved chances F fall and its spend c·Σ F rises with its cap, so every
+cascade of a box, with a given last stage, solves at most what the box's corner b does with it, and spends
+at least the corner's spend less Δ = Σ_m Σ_i w_mi (C_m(b_m) − C_m(a_m))_i / I, w_m the corner's unsolved
+chances before stage m. A box is closed for a last provider q (or for no last stage) when at each of q's
+caps the corner's spend less Δ is at or above the target T at the corner's solve rate (`bounds.Target`,
+read at a fine grid's next point, where it is no lower: T rises): closing there leaves C(u ≤ top) exact.
+
+An open box is cut in two along the stage with the largest share of Δ. The upper part keeps the corner,
+and so its sweep; the cut is put, where it can be, where the upper part closes (else halfway), and only the
+lower part's new corner is swept. Corners are real cascades: those below the hull join it as they are met,
+which only lowers T and keeps what is closed closed. A box of one cap per stage is exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, Target
+from modelarb.core.exact_curves import Breakpoints, attempt_spend
+from modelarb.core.hull import lower_hull
+from modelarb.core.passk import FailureTable, attempts_within
+from modelarb.core.polish import Candidates, compacted
+from modelarb.data.outcomes import Outcomes
+
+Array = NDArray[np.float64]
+Index = NDArray[np.int64]
+
+TABLE_CELLS = 20_000_000  # every provider's caps × instances, for F and spend each; beyond, it gives up
+BOX_CELLS = 1_000_000_000  # ... and once its sweeps have read this many instances of corners (~30 s here)
+TARGET_GRID = 2**16  # T read at the next of this many points per unit of solve rate
+
+
+@dataclass(frozen=True, eq=False)
+class _Table:
+    """Every provider's caps from 0 up (provider p's at rows offset[p] …), with what a stage at that cap leaves
+    unsolved (rows, I) and spends per unit of unsolved chance, mean over instances; row `offset[P]` is no stage."""
+
+    offset: Index
+    cap: Array
+    fail: Array
+    spend: Array
+
+    @classmethod
+    def of(cls, outcomes: Outcomes, steps: list[Breakpoints], tables: list[FailureTable]) -> _Table:
+        caps = [np.append(0.0, s.caps) for s in steps]
+        offset = np.cumsum([0] + [c.size for c in caps])
+        fail, spend = np.ones((offset[-1] + 1, outcomes.n_instances)), np.zeros((offset[-1] + 1, outcomes.n_instances))
+        for p, (cap, table) in enumerate(zip(caps, tables, strict=True)):
+            k = attempts_within(cap[:, None], outcomes.cost[:, p])
+            fail[offset[p] : offset[p + 1]] = table.at(k)
+            spend[offset[p] : offset[p + 1]] = attempt_spend(outcomes.cost[:, p], table.attempts(k))
+        return cls(offset, np.concatenate([*caps, np.zeros(1)]), fail, spend / outcomes.n_instances)
+
+
+@dataclass(frozen=True, eq=False)
+class _Boxes:
+    """Boxes: the first stages' providers (B, L) (P: none), cap index ranges lo … hi (B, L), which last stages
+    are open (B, P + 1; column P: none), and the corner's margin min(spend − T(solve)) per last stage (NaN: not
+    swept yet)."""
+
+    seq: Index
+    lo: Index
+    hi: Index
+    open: NDArray[np.bool_]
+    margin: Array
+
+    def take(self, rows: Index) -> _Boxes:
+        return _Boxes(self.seq[rows], self.lo[rows], self.hi[rows], self.open[rows], self.margin[rows])
+
+    @staticmethod
+    def joined(parts: list[_Boxes]) -> _Boxes:
+        return _Boxes(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("seq", "lo", "hi", "open", "margin")))
+
+
+def box_search(
+    outcomes: Outcomes,
+    steps: list[Breakpoints],
+    tables: list[FailureTable],
+    depth: int,
+    admissible: Callable[[tuple[int, ...]], bool],
+    start: Candidates,
+    top: float,
+    floor: float,
+) -> tuple[Candidates, int, bool]:
+    """The hull of `start` and of every cascade of at most `depth` stages whose provider sequence is
+    `admissible` (sequences are closed under dropping stages), proven as `bounds.Target` (`top`, `floor`) says;
+    how many cascades were evaluated; and whether it gave up (its table or work past `TABLE_CELLS`, `BOX_CELLS`):
+    then the hull holds what was met."""
+    n_p, n_inst = outcomes.n_providers, outcomes.n_instances
+    if sum(s.caps.size + 1 for s in steps) * n_inst > TABLE_CELLS:
+        return start, 0, True
+    table = _Table.of(outcomes, steps, tables)
+    boxes = _roots(steps, depth - 1, n_p, admissible)
+    hull, evaluated, work = start, 0, 0
+    while len(boxes.seq):
+        target = _upper(Target(hull.solve, hull.spend, top, floor))
+        found, parts = [], []
+        chunk = max(1, CELLS // max(n_inst, 1))
+        for begin in range(0, len(boxes.seq), chunk):
+            part = boxes.take(np.arange(begin, min(begin + chunk, len(boxes.seq))))
+            corner = _Corner.of(table, part)
+            fresh = np.flatnonzero(np.isnan(part.margin[:, 0]))
+            work += int(part.open[fresh, :n_p].sum()) * n_inst
+            evaluated += _sweep(steps, table, part, corner, fresh, target, found)
+            parts.append(_split(steps, table, part, corner))
+        hull = _joined_hull(hull, found)
+        boxes = _Boxes.joined(parts)
+        if work > BOX_CELLS and len(boxes.seq):
+            return hull, evaluated, True
+    return hull, evaluated, False
+
+
+def _roots(steps: list[Breakpoints], width: int, n_p: int, admissible: Callable[[tuple[int, ...]], bool]) -> _Boxes:
+    """A box of every cap per first `width` stages (the first stage at a cap above 0) for each admissible
+    sequence of them, with the last stages it may take open: sequences as long as the depth, and shorter
+    ones no admissible sequence extends (padded with none)."""
+    roots: dict[tuple[int, ...], set[int]] = {}
+    prefixes: set[tuple[int, ...]] = set()
+    for size in range(width, 0, -1):
+        for seq in itertools.permutations(range(n_p), size):
+            if seq in prefixes or not admissible(seq):
+                continue
+            roots[seq] = {q for q in range(n_p) if q not in seq and admissible((*seq, q))} if size == width else set()
+            prefixes.update(seq[:k] for k in range(1, size))
+    if width == 0:
+        roots[()] = {q for q in range(n_p) if admissible((q,))}
+    keys = list(roots)
+    seq = np.full((len(keys), width), n_p, dtype=np.int64)
+    hi = np.zeros((len(keys), width), dtype=np.int64)
+    for row, key in enumerate(keys):
+        seq[row, : len(key)] = key
+        hi[row, : len(key)] = [steps[p].caps.size for p in key]
+    lo = np.zeros_like(hi)
+    lo[:, :1] = np.minimum(hi[:, :1], 1)  # a first stage buys something: later starts are other roots
+    open_ = np.zeros((len(keys), n_p + 1), dtype=bool)
+    open_[:, n_p] = True
+    for row, key in enumerate(keys):
+        open_[row, sorted(roots[key])] = True
+    return _Boxes(seq, lo, hi, open_, np.full(open_.shape, np.nan))
+
+
+@dataclass(frozen=True, eq=False)
+class _Corner:
+    """Per box: its corner's solve and spend without a last stage, its unsolved chances (B, I), Δ's share of
+    each stage (B, L), and what the stages before each leave unsolved (B, L, I)."""
+
+    solve: Array
+    spend: Array
+    fail: Array
+    delta: Array
+    before: Array
+
+    @classmethod
+    def of(cls, table: _Table, boxes: _Boxes) -> _Corner:
+        n_b, width = boxes.seq.shape
+        fail = np.ones((n_b, table.fail.shape[1]))
+        spend, delta = np.zeros(n_b), np.zeros((n_b, width))
+        before = np.empty((n_b, width, table.fail.shape[1]))
+        for m in range(width):
+            top, bottom = table.offset[boxes.seq[:, m]] + boxes.hi[:, m], table.offset[boxes.seq[:, m]] + boxes.lo[:, m]
+            before[:, m] = fail
+            spend += np.einsum("bi,bi->b", fail, table.spend[top])
+            delta[:, m] = np.einsum("bi,bi->b", fail, table.spend[top] - table.spend[bottom])
+            fail = fail * table.fail[top]
+        return cls(1.0 - fail.mean(axis=1), spend, fail, delta, before)
+
+
+def _sweep(
+    steps: list[Breakpoints],
+    table: _Table,
+    boxes: _Boxes,
+    corner: _Corner,
+    rows: Index,
+    target: Callable[[Array], Array],
+    found: list[Candidates],
+) -> int:
+    """The margins of the corners of boxes `rows` (filled in `boxes.margin`), each open last stage swept; the
+    cascades met at or below T join `found`. How many cascades that evaluated."""
+    n_p, evaluated = len(steps), len(rows)
+    gap = corner.spend[rows] - target(corner.solve[rows])
+    boxes.margin[rows, n_p] = gap
+    _found(found, table, boxes, rows, gap <= 0, corner.solve[rows], corner.spend[rows], -1, np.zeros(1))
+    for q, step in enumerate(steps):
+        mine = rows[boxes.open[rows, q]]
+        boxes.margin[rows, q] = np.inf
+        if mine.size == 0:
+            continue
+        solve, spend = step.sweep(corner.fail[mine])
+        solve += corner.solve[mine, None]
+        spend += corner.spend[mine, None]
+        gap = spend - target(solve)
+        evaluated += gap.size
+        boxes.margin[mine, q] = gap.min(axis=1, initial=np.inf)
+        below = gap <= 0
+        if below.any():
+            _found(found, table, boxes, mine, below, solve, spend, q, step.caps)
+    return evaluated
+
+
+def _found(
+    found: list[Candidates],
+    table: _Table,
+    boxes: _Boxes,
+    rows: Index,
+    below: NDArray[np.bool_],
+    solve: Array,
+    spend: Array,
+    q: int,
+    caps: Array,
+) -> None:
+    """The corners' cascades of boxes `rows` whose points `below` ((R,) or (R, G): with q's caps) reach T."""
+    hit = np.flatnonzero(below.ravel())
+    if hit.size == 0:
+        return
+    r, g = np.divmod(hit, below.shape[1]) if below.ndim == 2 else (hit, np.zeros_like(hit))
+    seq, top = boxes.seq[rows[r]], boxes.hi[rows[r]]
+    used = top > 0
+    stages = np.column_stack([np.where(used, seq, -1), np.full(hit.size, q)])
+    caps = np.column_stack([np.where(used, table.cap[table.offset[seq] + top], 0.0), caps[g]])
+    found.append(compacted(solve.ravel()[hit], spend.ravel()[hit], stages, caps))
+
+
+def _split(steps: list[Breakpoints], table: _Table, boxes: _Boxes, corner: _Corner) -> _Boxes:
+    """The open boxes, each cut in two (see the module); closed boxes and exact ones are dropped."""
+    slack = boxes.margin - corner.delta.sum(axis=1)[:, None]
+    still = boxes.open & (slack < -CLOSE_TOLERANCE * np.maximum(np.abs(corner.spend), 1e-300)[:, None])
+    wide = boxes.hi > boxes.lo
+    cut = np.flatnonzero(still.any(axis=1) & wide.any(axis=1))
+    if cut.size == 0:
+        return boxes.take(cut)
+    boxes = _Boxes(boxes.seq, boxes.lo, boxes.hi, still, boxes.margin)
+    share = np.where(wide[cut], corner.delta[cut], -np.inf)
+    stage = share.argmax(axis=1)
+    lo, hi = boxes.lo[cut, stage], boxes.hi[cut, stage]
+    at = (lo + hi) // 2 + 1  # the upper part's first cap index
+    room = np.where(still[cut], boxes.margin[cut], np.inf).min(axis=1) - (
+        corner.delta[cut].sum(axis=1) - share.max(axis=1)
+    )
+    for m in range(boxes.seq.shape[1]):  # where the upper part can close: its cut, if it keeps at least half
+        for p in np.unique(boxes.seq[cut, m]).tolist():
+            pick = np.flatnonzero((stage == m) & (boxes.seq[cut, m] == p) & (room > 0))
+            if pick.size == 0 or p >= len(steps):
+                continue
+            _, spent = steps[p].sweep(corner.before[cut[pick], m])
+            spent = np.hstack([np.zeros((pick.size, 1)), spent])
+            need = spent[np.arange(pick.size), hi[pick]] - room[pick]
+            index = np.arange(spent.shape[1])
+            first = np.argmax((spent >= need[:, None]) & (index > lo[pick, None]), axis=1)
+            keeps = (hi[pick] - first + 1) * 2 >= hi[pick] - lo[pick] + 1
+            at[pick] = np.where(keeps & (first > lo[pick]), first, at[pick])
+    lower, upper = boxes.take(cut), boxes.take(cut)
+    lower.hi[np.arange(cut.size), stage] = at - 1
+    lower.margin[:] = np.nan
+    upper.lo[np.arange(cut.size), stage] = at
+    return _Boxes.joined([lower, upper])
+
+
+def _upper(target: Target) -> Callable[[Array], Array]:
+    """T read at the next of `TARGET_GRID` points per unit of solve rate (no lower: T rises)."""
+    grid = target.at(np.linspace(0.0, 1.0, TARGET_GRID + 1))
+
+    def at(solve: Array) -> Array:
+        index = np.clip(np.ceil(solve * TARGET_GRID - 1e-9), 0, TARGET_GRID).astype(np.int64)
+        return grid[index]
+
+    return at
+
+
+def _joined_hull(hull: Candidates, found: list[Candidates]) -> Candidates:
+    """The lower hull of `hull` and the cascades found."""
+    if not found:
+        return hull
+    grown = Candidates.joined([hull, *found])
+    return grown.take(lower_hull(grown.solve, grown.spend))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import CliResult
-from modelarb.core import exact
+from modelarb.core import boxes
 from modelarb.core.bounds import CompletionBound, Target
 from modelarb.core.exact import _unique_rows, exact_search
 from modelarb.core.exact_curves import evaluate_cascades
@@ -130,31 +130,16 @@ def test_target_lies_on_or_above_every_later_envelope() -> None:
             assert np.all(target.at(x) >= envelope - 1e-12)
 
 
-def test_the_convex_envelope_of_a_target_lies_between_every_later_envelope_and_the_target() -> None:
-    """T's convex envelope (what the one-stage bound closes against) is convex, at or below T, and at or above
-    the envelope of any hull that only adds points to the hull so far."""
-    checked = 0
-    for target, x, envelope in _targets_and_later_envelopes(6):
-        convex = target.envelope
-        assert convex.convex and np.all(np.diff(np.diff(convex.spend) / np.diff(convex.solve)) > 0)
-        reached = x <= convex.reach
-        assert np.all(convex.at(x[reached]) <= target.at(x[reached]) + 1e-12)
-        if envelope is not None:
-            assert np.all(convex.at(x) >= envelope - 1e-12)
-            checked += 1
-    assert checked > 50
-
-
 def test_branch_and_bound_gives_up_beyond_its_budget_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    """When its last stage may evaluate more than `BRANCH_CASCADES` cascades, a branch and bound returns its
-    polished warm-up hull, not proven, and says why."""
+    """When its sweeps outgrow `BOX_CELLS`, a branch and bound returns the hull it has met (its polished warm-up
+    hull and what it found since), not proven, and says why."""
     outcomes = leaderboard(5, 40, seed=1)
     levels = _levels(outcomes)
     proven = exact_search(outcomes, levels, max_depth=3, branch=True)
-    monkeypatch.setattr(exact, "BRANCH_CASCADES", 1_000)
+    monkeypatch.setattr(boxes, "BOX_CELLS", 1_000)
     given_up = exact_search(outcomes, levels, max_depth=3, branch=True)
     assert proven.proven and not given_up.proven
-    assert "beam search (not exhaustive)" in given_up.method and "met too many prefixes" in given_up.method
+    assert "beam search (not exhaustive)" in given_up.method and "outgrew its budget" in given_up.method
     assert np.all(given_up.arbitrage_cost >= proven.arbitrage_cost * (1 - 1e-12))
 
 

@@ -1,4 +1,5 @@
-"""Lower bounds on what completing a cascade prefix can cost (branch and bound over cascades, METHOD §4).
+"""Lower bounds on what completing a cascade prefix can cost, and the target a branch and bound closes against
+(METHOD §4).
 
 A stage that buys k attempts of provider p on instance i, which the stages before left
 unsolved with chance w, removes w · (1 − F(k)) of it for w · c · Σ_{j<k} F(j). Hazards grow
@@ -9,31 +10,28 @@ fractional filling L(δ) of the instances' remaining chances w_i at r_i = min ov
 providers of r_ip (a convex, piecewise linear curve), and δ is at most what the unused
 providers with the most reach could remove, one per remaining stage.
 
-A prefix (solve R, spend S) is closed when S + L(δ) ≥ H(R + δ) for every δ, H the lower
-hull of the cascades found so far: no completion then lowers the final hull. Between
-breakpoints of L, S + L − H is concave (H is convex), so checking the breakpoints suffices.
-Beyond the highest level asked for, the target T that replaces H (`Target`) is continuous and
-rising but not convex: there a segment of L is checked as a staircase, L at its start against
-T at its end.
+How far S + L(δ) − H(R + δ) dips below 0 for a prefix (solve R, spend S), H the lower hull of the
+cascades found so far, ranks a beam's prefixes (`CompletionBound.slack`): at or above 0 for every δ, no
+completion lowers the final hull. Between breakpoints of L, S + L − H is concave (H is convex), so
+checking the breakpoints suffices. Beyond the highest level asked for, the target T that replaces H
+(`Target`, which the branch and bound of `boxes` closes against) is continuous and rising but not
+convex: there a segment of L is checked as a staircase, L at its start against T at its end.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.hull import REACH_TOLERANCE, lower_hull
+from modelarb.core.hull import REACH_TOLERANCE
 from modelarb.data.outcomes import Outcomes
 
 Array = NDArray[np.float64]
 Index = NDArray[np.int64]
 
-CLOSE_TOLERANCE = 1e-12  # relative: a completion may beat the hull by this much and still be closed
-GROUPS = 32  # breakpoints of the coarse bound on a prefix's children
-GRID = 256  # solve-rate cells of the coarse bound
+CLOSE_TOLERANCE = 1e-12  # relative: a cascade may beat the hull by this much and still be closed
 CELLS = 1_000_000  # prefixes × instances bounded at once
 PAST_MARGIN = 1e-12  # a child is past the hull's top by its parent's bound only when past it by this much
 
@@ -84,20 +82,6 @@ class Target:
             and bool(np.all(np.diff(self.solve) > 0))
             and bool(np.all(np.diff(self.spend) >= 0))
         )
-
-    @cached_property
-    def envelope(self) -> Target:
-        """The lower convex envelope of T up to solve rate 1, as a convex target: E ≤ it ≤ T (E is convex), so
-        it closes soundly too, if less than T past `top`. Between H's vertices and the first vertices of the lines
-        past `top`, T is the least of two linear functions (concave), so its envelope is the lower hull of T there."""
-        if self.convex or len(self.solve) < 2:
-            return self
-        x = np.append(self.solve, 1.0)
-        x = np.unique(x[x <= 1.0])
-        y = self.at(x)
-        finite = np.isfinite(y)
-        vertices = lower_hull(x[finite], y[finite])
-        return Target.of(x[finite][vertices], y[finite][vertices])
 
     def at(self, x: Array) -> Array:
         """T at solve rates x (any shape)."""
@@ -191,62 +175,6 @@ class CompletionBound:
         np.cumsum(mass, axis=1, out=spend[:, 1:])
         return delta, spend, self._most(fail, free, remaining), rate
 
-    @cached_property
-    def _stage_rates(self) -> list[tuple[Index, Array]]:
-        """Per provider: the instances it can solve by increasing least spend per solve, and those rates."""
-        rates = []
-        for rate in self.per_solve.T:
-            order = np.argsort(rate, kind="stable")[: int(np.isfinite(rate).sum())]
-            rates.append((order, rate[order]))
-        return rates
-
-    def open_one_stage(self, solve: Array, spend: Array, fail: Array, used: Index, hull: Target) -> NDArray[np.bool_]:
-        """Which prefixes (sharing the `used` providers) one more stage may still improve the hull with.
-
-        One stage uses one provider q, so removing δ costs at least L_q(δ), the filling of the instances' unsolved
-        chances at q's own rates (not the least over all providers): a prefix is closed when S + L_q(δ) ≥ T(R + δ)
-        for every unused q and δ. Checked against T's convex envelope (`Target.envelope`), one of its segments at a
-        time: the least of S + L_q(δ) − y_j − s_j (R + δ − x_j) over δ lies where q's sorted rates reach the
-        segment's slope s_j, the same instance for every prefix (as in `_segment_slack`); a prefix q may take past
-        the envelope's top stays open. Holds for any market.
-        """
-        n_inst = self.per_solve.shape[0]
-        target = hull.envelope
-        slope = np.append(0.0, np.diff(target.spend) / np.diff(target.solve))
-        x, y = np.append(target.solve[0], target.solve[:-1]), np.append(target.spend[0], target.spend[:-1])
-        offset = n_inst * (slope * x - y)
-        margin = -CLOSE_TOLERANCE * np.maximum(np.abs(spend), 1e-300)
-        is_open = spend - target.at(solve) < margin  # the prefix itself below the envelope
-        for q in self._free(used).tolist():
-            order, rate = self._stage_rates[q]
-            rows = np.flatnonzero(~is_open)  # closed so far
-            if rate.size == 0 or rows.size == 0:
-                continue
-            # δ_j and L_q(δ_j) of each segment j: sums over q's instances up to where its rates reach s_j
-            column = np.searchsorted(rate, slope, side="left")
-            cuts = np.unique(np.append(column[column > 0], rate.size))  # > 0, increasing, the last is all of them
-            mass = np.take(fail if rows.size == len(fail) else fail[rows], order, axis=1)
-            starts = np.append(0, cuts[:-1])
-            removed = np.zeros((rows.size, cuts.size + 1))
-            least = np.zeros_like(removed)
-            np.cumsum(np.add.reduceat(mass, starts, axis=1), axis=1, out=removed[:, 1:])
-            mass *= rate
-            np.cumsum(np.add.reduceat(mass, starts, axis=1), axis=1, out=least[:, 1:])
-            at = np.searchsorted(cuts, column, side="left") + (column > 0)  # column 0: nothing removed
-            # n_inst · (S + L_q(δ_j) − y_j − s_j (R + δ_j − x_j)), the least over j
-            value = least[:, at] - removed[:, at] * slope
-            value += n_inst * spend[rows, None] - (n_inst * solve[rows, None]) * slope + offset
-            past = solve[rows] + removed[:, -1] / n_inst > target.reach  # T is +∞ there
-            is_open[rows] = (value.min(axis=1) < n_inst * margin[rows]) | past
-        return is_open
-
-    def open_prefixes(
-        self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: Target
-    ) -> NDArray[np.bool_]:
-        """Which prefixes (sharing the `used` providers) some completion of at most `remaining` stages may
-        still improve the hull with."""
-        return self.slack(solve, spend, fail, used, remaining, hull) < -CLOSE_TOLERANCE
-
     def slack(self, solve: Array, spend: Array, fail: Array, used: Index, remaining: int, hull: Target) -> Array:
         """min over δ of (S + L(δ) − H(R + δ)) / S per prefix: ≥ 0 closes it, the lower the more promising
         (−∞ where a completion may reach past the hull's top)."""
@@ -286,39 +214,6 @@ class CompletionBound:
             stair = np.where(delta[:, 1:] > hull.convex_to, least[:, :-1] - target[:, 1:], np.inf)
         return np.minimum(value.min(axis=1), stair.min(axis=1, initial=np.inf)) / np.maximum(np.abs(spend), 1e-300)
 
-    def child_thresholds(self, fail: Array, used: Index, remaining: int, hull: Target) -> Array:
-        """Per prefix and solve-rate cell (K, GRID + 1): a spend at or above which a child of the prefix
-        (one more stage) whose solve rate lies in the cell is closed.
-
-        A child's completions are completions of its parent, so the parent's curve L bounds them from
-        the child's own point: φ(x) = max_δ H(x + δ) − L(δ) closes a child at (x, S) with S ≥ φ(x); φ
-        rises with x, so the cell's right end gives a threshold for the whole cell. L is coarsened to
-        `GROUPS` breakpoints, each group charged at its cheapest rate (a lower bound again).
-        """
-        delta, least, most, _ = self._curves(fail, used, remaining)
-        n_b = delta.shape[1]
-        picks = np.unique(np.linspace(0, n_b - 1, GROUPS + 1).astype(np.int64))
-        # group [picks[g], picks[g+1]): charged at the slope of its first segment (the least in the group)
-        slope = np.diff(least, axis=1) / np.maximum(np.diff(delta, axis=1), 1e-300)
-        slope = np.hstack([slope, slope[:, -1:]])
-        d = delta[:, picks]
-        coarse = np.zeros_like(d)
-        coarse[:, 1:] = np.cumsum(np.diff(d, axis=1) * slope[:, picks[:-1]], axis=1)
-        # past the most δ: the point δ = most, charged what the last breakpoint before it is (less than L(most))
-        past = d > most[:, None]
-        before = np.maximum((~past).sum(axis=1) - 1, 0)
-        coarse = np.where(past, coarse[np.arange(len(d)), before][:, None], coarse)
-        d = np.where(past, most[:, None], d)
-        cells = np.linspace(0.0, 1.0, GRID + 1)  # right ends of the cells
-        phi = np.empty((len(fail), GRID + 1))
-        for g in range(d.shape[1]):
-            right = cells[None, :] + d[:, min(g + 1, d.shape[1] - 1), None]
-            # past where T is convex, T at the segment's right end bounds it over the segment (a staircase)
-            at = np.where(right > hull.convex_to, right, cells[None, :] + d[:, g : g + 1])
-            value = hull.at(at) - coarse[:, g : g + 1]
-            phi = value if g == 0 else np.maximum(phi, value)
-        return phi
-
 
 def _segment_slack(
     solve: Array, spend: Array, delta: Array, least: Array, most: Array, at_most: Array, rate: Array, hull: Target
@@ -342,8 +237,3 @@ def _segment_slack(
     slack = value.min(axis=1) / np.maximum(np.abs(spend), 1e-300)
     past = solve + most > hull.solve[-1] + REACH_TOLERANCE
     return np.where(past, -np.inf, slack)
-
-
-def cell_of(solve: Array) -> Index:
-    """The cell (of `GRID`) whose right end bounds each solve rate from above."""
-    return np.minimum(np.ceil(solve * GRID - 1e-9), GRID).astype(np.int64)

@@ -78,7 +78,13 @@ class _Boxes:
 
     @staticmethod
     def joined(parts: list[_Boxes]) -> _Boxes:
-        return _Boxes(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("seq", "lo", "hi", "open", "margin")))
+        return _Boxes(
+            np.concatenate([p.seq for p in parts]),
+            np.concatenate([p.lo for p in parts]),
+            np.concatenate([p.hi for p in parts]),
+            np.concatenate([p.open for p in parts]),
+            np.concatenate([p.margin for p in parts]),
+        )
 
 
 def box_search(
@@ -103,7 +109,8 @@ def box_search(
     hull, evaluated, work = start, 0, 0
     while len(boxes.seq):
         target = _upper(Target(hull.solve, hull.spend, top, floor))
-        found, parts = [], []
+        found: list[Candidates] = []
+        parts: list[_Boxes] = []
         chunk = max(1, CELLS // max(n_inst, 1))
         for begin in range(0, len(boxes.seq), chunk):
             part = boxes.take(np.arange(begin, min(begin + chunk, len(boxes.seq))))
@@ -134,18 +141,17 @@ def _roots(steps: list[Breakpoints], width: int, n_p: int, admissible: Callable[
     if width == 0:
         roots[()] = {q for q in range(n_p) if admissible((q,))}
     keys = list(roots)
-    seq = np.full((len(keys), width), n_p, dtype=np.int64)
+    providers = np.full((len(keys), width), n_p, dtype=np.int64)
     hi = np.zeros((len(keys), width), dtype=np.int64)
-    for row, key in enumerate(keys):
-        seq[row, : len(key)] = key
-        hi[row, : len(key)] = [steps[p].caps.size for p in key]
-    lo = np.zeros_like(hi)
-    lo[:, :1] = np.minimum(hi[:, :1], 1)  # a first stage buys something: later starts are other roots
     open_ = np.zeros((len(keys), n_p + 1), dtype=bool)
     open_[:, n_p] = True
     for row, key in enumerate(keys):
+        providers[row, : len(key)] = key
+        hi[row, : len(key)] = [steps[p].caps.size for p in key]
         open_[row, sorted(roots[key])] = True
-    return _Boxes(seq, lo, hi, open_, np.full(open_.shape, np.nan))
+    lo = np.zeros_like(hi)
+    lo[:, :1] = np.minimum(hi[:, :1], 1)  # a first stage buys something: later starts are other roots
+    return _Boxes(providers, lo, hi, open_, np.full(open_.shape, np.nan))
 
 
 @dataclass(frozen=True, eq=False)

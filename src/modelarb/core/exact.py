@@ -6,9 +6,9 @@ stage: each prefix (providers and caps so far, and the chance it leaves each ins
 unsolved) is extended by every cap of every provider it may use next, in one weighted
 running sum. Every cascade met is a candidate for the lower convex hull of (mean solve,
 mean spend). When all cascades are few enough the search keeps every prefix and is
-exhaustive; for short cascades it is a branch and bound that closes prefixes no completion
-of which can change C(u) (`bounds`), starting from a beam search's hull, polished (`polish`);
-otherwise it is a beam search that keeps, per solve-rate bin and per set of providers used (or last
+exhaustive; for short cascades it is a branch and bound over boxes of caps that closes the
+boxes none of whose cascades can change C(u) (`boxes`), starting from a beam search's hull,
+polished (`polish`); otherwise it is a beam search that keeps, per solve-rate bin and per set of providers used (or last
 provider), the prefix closest to the hull so far (and the next closest where its budget of
 cascades allows: short cascades over few providers), its hull polished where cascades are that
 short, and says so in `method`.
@@ -25,8 +25,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, CompletionBound, Target
 from modelarb.core.boxes import box_search
-from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, GRID, CompletionBound, Target, cell_of
 from modelarb.core.cascade import Cascade
 from modelarb.core.exact_curves import Breakpoints, evaluate, provider_cost_curves
 from modelarb.core.hull import lower_hull, read_hull
@@ -42,9 +42,7 @@ Orders = Literal["all"] | Sequence[Sequence[str]] | None
 
 EXHAUSTIVE_CASCADES = 20_000_000  # search every cascade when there are at most this many
 EXHAUSTIVE_PREFIX_CELLS = 10_000_000  # ... and every prefix's unsolved chances (prefixes × instances) fit
-BRANCH_DEPTH = 3  # otherwise branch and bound when cascades have at most this many stages
-BRANCH_PREFIX_CELLS = 40_000_000  # ... while a stage's prefixes × instances fit; beyond, it gives up (beam's answer)
-BRANCH_CASCADES = 2_000_000_000  # ... and while its last stage may evaluate at most this many cascades (~30 s)
+BRANCH_DEPTH = 3  # otherwise branch and bound (`boxes`) when cascades have at most this many stages
 DEFAULT_BEAM = 64  # solve-rate bins of the beam search otherwise
 BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin (the most promising)
 BEAM_CASCADES = 240_000  # ... or more while its later stages evaluate at most this many cascades per bin in all
@@ -109,8 +107,8 @@ class _Sweep:
 
 @dataclass(frozen=True, eq=False)
 class _Plan:
-    """How a search runs: `bins` of a beam search (None: keep every open prefix), at most `depth` stages,
-    closing prefixes by the completion bound (`branch`), first stages from `first` (None: any provider)."""
+    """How a search runs: `bins` of a beam search (None: keep every prefix), at most `depth` stages, a branch
+    and bound over boxes of caps instead (`branch`), first stages from `first` (None: any provider)."""
 
     bins: int | None
     depth: int
@@ -207,7 +205,7 @@ def exact_hull(
     admissible = _admissible(allowed, plan.first)
     gave_up = False
     if plan.branch:  # a beam search first, its hull polished: the lower the hull, the more boxes close
-        beam, evaluated, _ = _search(
+        beam, evaluated = _search(
             outcomes, steps, joint, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False, widen=False)
         )
         start, polishing = polished(outcomes, steps, _candidates(beam), admissible)
@@ -215,7 +213,7 @@ def exact_hull(
         found, searched, gave_up = box_search(outcomes, steps, tables, depth, admissible, start, plan.top, least)
         evaluated += polishing + searched
     else:
-        hull, evaluated, _ = _search(outcomes, steps, joint, allowed, plan)
+        hull, evaluated = _search(outcomes, steps, joint, allowed, plan)
         found = _candidates(hull)
     polish = plan.bins is not None and plan.depth <= BRANCH_DEPTH  # cheap for short cascades: a beam's hull polished
     if polish:
@@ -233,7 +231,7 @@ def exact_hull(
         method = (
             f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated "
             f"(its polished warm-up hull's included), "
-            f"the others closed by a lower bound on completing their prefix, over {scope}; lower convex hull"
+            f"the others closed a box of caps at a time, over {scope}; lower convex hull"
         )
     else:
         bins = plan.bins or DEFAULT_BEAM
@@ -350,73 +348,38 @@ def _search(
     tables: FailureTables,
     allowed: set[tuple[int, ...]] | None,
     plan: _Plan,
-    start: _Points | None = None,
-) -> tuple[_Points, int, int | None]:
-    """The hull of every cascade met (vertices by increasing solve), how many were evaluated, and the stage at
-    which a branch and bound gave up, its open prefixes outgrowing memory or its last stage `BRANCH_CASCADES`
-    (None: it did not). `start`: cascades the hull begins with."""
+) -> tuple[_Points, int]:
+    """The hull of every cascade an exhaustive or beam search meets (vertices by increasing solve), and how many
+    it evaluated."""
     n_p = outcomes.n_providers
     width = plan.depth  # stage columns: one per stage a cascade may have
     hull = _Points(np.zeros(1), np.zeros(1), np.full((1, width), -1), np.zeros((1, width)), np.full(1, -1))  # none
     prefixes, fail, evaluated = hull, np.ones((1, outcomes.n_instances)), 0
-    if start is not None:
-        hull = _Points.joined([hull, replace(start, parent=np.full(len(start.solve), -1))]).hull()
     top = float(np.any(outcomes.s > 0, axis=1).mean())  # > 0 once there is any step to sweep
-    bound = CompletionBound.of(outcomes) if plan.branch else None
-    ranking = bound or CompletionBound.of(outcomes)
-    least = ranking.least_at(plan.top, outcomes.n_instances, plan.depth)  # ≤ the final C(top)
+    ranking = CompletionBound.of(outcomes)
     bins = plan.bins
     fewest, size = (0, 0) if bins is None else _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.widen)
     for depth in range(plan.depth):
-        last, held, parent_solve = depth == plan.depth - 1, 0, prefixes.solve
+        last, parent_solve = depth == plan.depth - 1, prefixes.solve
         kept: list[_Points] = []
         parent_set, n_sets = np.zeros(len(prefixes.solve), np.int64), 1
         thin = bins is not None and _children(prefixes, steps, depth) > BEAM_CHILDREN * fewest
         if thin and bins is not None and top > 0:
             parent_set, n_sets = _provider_sets(prefixes.stages[:, :depth], bins * BEAM_PER_BIN / top * n_p)
-        target = Target(hull.solve, hull.spend, plan.top, least)
-        limits = None if bound is None or last else _child_limits(bound, prefixes, fail, target, plan.depth - depth)
-        if bound is not None and limits is not None and depth == plan.depth - 2:  # children with a stage to go
-            hull, finished, gave_up = _finish(
-                outcomes, steps, tables, allowed, plan, bound, least, prefixes, fail, hull, limits, depth
-            )
-            return hull, evaluated + finished, gave_up
         for sweep in _sweeps(prefixes, fail, steps, allowed, depth, plan.first):
             evaluated += sweep.solve.size
             hull, floor = _met(hull, sweep)
             if last:
                 continue
-            keep = None  # every child, unless the parent's completion bound already closes some of them
-            if limits is not None:
-                keep = _within(sweep, limits)
-                if (held + keep.size) * outcomes.n_instances > BRANCH_PREFIX_CELLS:
-                    return hull, evaluated, depth + 1  # too many prefixes to keep them all: give up here
-            if thin and bins is not None:  # per solve bin and set of providers (or last provider)
+            keep = np.arange(sweep.solve.size)  # every child, unless thinned per solve bin and set of providers
+            if thin and bins is not None:
                 sets = (parent_set[sweep.rows] * n_p + sweep.q)[:, None]  # per row of the sweep
                 fine, keys = bins * BEAM_PER_BIN / top, n_sets * n_p
-                if keep is None:
-                    keep = _nearest(sweep.solve, sweep.spend, floor.reshape(sweep.solve.shape), sets, fine, keys)
-                else:
-                    sets = np.broadcast_to(sets, sweep.solve.shape).ravel()[keep]
-                    solve, spend = sweep.solve.ravel(), sweep.spend.ravel()
-                    keep = keep[_nearest(solve[keep], spend[keep], floor[keep], sets, fine, keys)]
-            if keep is None:
-                keep = np.arange(sweep.solve.size)
+                keep = _nearest(sweep.solve, sweep.spend, floor.reshape(sweep.solve.shape), sets, fine, keys)
             kept.append(sweep.points(keep))
-            held += keep.size
         if not kept:
             break
         prefixes = _Points.joined(kept)
-        if bound is not None:
-            target = Target(hull.solve, hull.spend, plan.top, least)
-            opened = _open(bound, prefixes, fail, tables, outcomes, depth, target, plan.depth - depth - 1)
-            if opened is None:  # too many open prefixes to keep them all: give up here
-                return hull, evaluated, depth + 1
-            prefixes, fail = opened
-            if len(prefixes.solve) == 0:
-                break
-            prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
-            continue
         if bins is not None:
             floor = np.interp(prefixes.solve, hull.solve, hull.spend, right=np.inf)
             fine = bins * BEAM_PER_BIN / top
@@ -442,7 +405,7 @@ def _search(
                 continue
         fail = _extended(prefixes, fail, tables, outcomes, depth)
         prefixes = replace(prefixes, parent=np.arange(len(prefixes.solve)))
-    return hull, evaluated, None
+    return hull, evaluated
 
 
 def _met(hull: _Points, sweep: _Sweep) -> tuple[_Points, Array]:
@@ -451,59 +414,6 @@ def _met(hull: _Points, sweep: _Sweep) -> tuple[_Points, Array]:
     floor = np.interp(solve, hull.solve, hull.spend, right=np.inf)
     below = np.flatnonzero(spend <= floor)
     return _Points.joined([hull, sweep.points(below)]).hull(), floor
-
-
-def _within(sweep: _Sweep, limits: Array) -> Index:
-    """The sweep's cascades (flat) that their parent's limits (`_child_limits`) leave open."""
-    row = np.repeat(sweep.rows, sweep.solve.shape[1])
-    return np.flatnonzero(sweep.spend.ravel() < limits[row, cell_of(sweep.solve.ravel())])
-
-
-def _finish(
-    outcomes: Outcomes,
-    steps: list[Breakpoints],
-    tables: FailureTables,
-    allowed: set[tuple[int, ...]] | None,
-    plan: _Plan,
-    bound: CompletionBound,
-    least: float,
-    prefixes: _Points,
-    fail: Array,
-    hull: _Points,
-    limits: Array,
-    depth: int,
-) -> tuple[_Points, int, int | None]:
-    """A branch and bound's last two stages, none of their prefixes held: each child of `prefixes` (stage
-    `depth + 1`) that its parent's `limits` leave open is bounded (`CompletionBound.open_one_stage`) and, if still
-    open, swept by every next provider as it is met, a chunk at a time. A first pass over the children counts how
-    many last-stage cascades that may evaluate: beyond `BRANCH_CASCADES` it gives up (see `_search`)."""
-    caps = np.array([s.caps.size for s in steps])
-    used = np.where(prefixes.stages[:, :depth] >= 0, caps[prefixes.stages[:, :depth]], 0).sum(axis=1)
-    evaluated, work = 0, 0
-    for sweep in _sweeps(prefixes, fail, steps, allowed, depth, plan.first):
-        evaluated += sweep.solve.size
-        hull, _ = _met(hull, sweep)
-        open_rows = np.bincount(_within(sweep, limits) // sweep.solve.shape[1], minlength=len(sweep.rows))
-        work += int(open_rows @ (caps.sum() - caps[sweep.q] - used[sweep.rows]))
-        if work > BRANCH_CASCADES:
-            return hull, evaluated, depth + 1
-    chunk = max(1, CELLS // max(outcomes.n_instances, 1))
-    for sweep in _sweeps(prefixes, fail, steps, allowed, depth, plan.first):
-        children = sweep.points(_within(sweep, limits))
-        for start in range(0, len(children.solve), chunk):
-            part = children.take(np.arange(start, min(start + chunk, len(children.solve))))
-            part_fail = _extended(part, fail, tables, outcomes, depth)
-            target = Target(hull.solve, hull.spend, plan.top, least)
-            rows_open = []
-            for rows, providers in _groups(part, depth + 1):
-                still = bound.open_one_stage(part.solve[rows], part.spend[rows], part_fail[rows], providers, target)
-                rows_open.append(rows[still])
-            rows = np.concatenate(rows_open) if rows_open else np.zeros(0, np.int64)
-            part, part_fail = part.take(rows), part_fail[rows]
-            for last in _sweeps(part, part_fail, steps, allowed, depth + 1):
-                evaluated += last.solve.size
-                hull, _ = _met(hull, last)
-    return hull, evaluated, None
 
 
 def _beam_size(bins: int, depth: int, steps: list[Breakpoints], instances: int, widen: bool) -> tuple[int, int]:
@@ -587,53 +497,6 @@ def _promise(slack: Array, spend: Array, floor: Array, first: Index, half: int) 
     chosen = np.isin(order, first)
     chosen[np.flatnonzero(chosen)[half:]] = False  # at most `half` of `first` go first
     return np.concatenate([order[chosen], order[~chosen]])
-
-
-def _groups(prefixes: _Points, depth: int) -> Iterator[tuple[Index, Index]]:
-    """Rows of prefixes that use the same providers (first `depth` stages), with those providers."""
-    sequences, which = _unique_rows(np.sort(prefixes.stages[:, :depth], axis=1))
-    order = np.argsort(which, kind="stable")
-    ends = np.cumsum(np.bincount(which, minlength=len(sequences)))
-    for k, used in enumerate(sequences):
-        yield order[(ends[k - 1] if k else 0) : ends[k]], used[used >= 0]
-
-
-def _child_limits(bound: CompletionBound, prefixes: _Points, fail: Array, target: Target, remaining: int) -> Array:
-    """Per prefix and solve-rate cell, the spend at or above which a child is closed (see `child_thresholds`)."""
-    limits = np.empty((len(prefixes.solve), GRID + 1))
-    depth = int((prefixes.stages >= 0).sum(axis=1).max(initial=0))
-    for rows, used in _groups(prefixes, depth):
-        limits[rows] = bound.child_thresholds(fail[rows], used, remaining, target)
-    return limits
-
-
-def _open(
-    bound: CompletionBound,
-    prefixes: _Points,
-    fail: Array,
-    tables: FailureTables,
-    outcomes: Outcomes,
-    depth: int,
-    target: Target,
-    remaining: int,
-) -> tuple[_Points, Array] | None:
-    """The prefixes some completion of at most `remaining` stages (two or more: `_finish` takes the last two
-    stages) may still improve the hull with, and their unsolved chances (made from their parents' `fail` a chunk at
-    a time); None if those do not fit in `BRANCH_PREFIX_CELLS`."""
-    rows_kept, fails, cells = [], [], 0
-    chunk = max(1, CELLS // max(fail.shape[1], 1))
-    for rows, used in _groups(prefixes, depth + 1):
-        for start in range(0, rows.size, chunk):
-            part = prefixes.take(rows[start : start + chunk])
-            extended = _extended(part, fail, tables, outcomes, depth)
-            keep = bound.open_prefixes(part.solve, part.spend, extended, used, remaining, target)
-            rows_kept.append(rows[start : start + chunk][keep])
-            fails.append(extended[keep])
-            cells += fails[-1].size
-            if cells > BRANCH_PREFIX_CELLS:
-                return None
-    index = np.concatenate(rows_kept) if rows_kept else np.zeros(0, np.int64)
-    return prefixes.take(index), np.concatenate(fails) if fails else np.zeros((0, fail.shape[1]))
 
 
 def _extended(prefixes: _Points, fail: Array, tables: FailureTables, outcomes: Outcomes, depth: int) -> Array:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,37 +28,53 @@ from modelarb.core.bounds import CELLS, CLOSE_TOLERANCE, Target
 from modelarb.core.exact_curves import Breakpoints, attempt_spend
 from modelarb.core.hull import lower_hull
 from modelarb.core.passk import FailureTable, attempts_within
-from modelarb.core.polish import Candidates, compacted
+from modelarb.core.polish import SWEEP_CELLS, Candidates, compacted
 from modelarb.data.outcomes import Outcomes
 
 Array = NDArray[np.float64]
 Index = NDArray[np.int64]
 
-TABLE_CELLS = 20_000_000  # every provider's caps × instances, for F and spend each; beyond, it gives up
-BOX_CELLS = 1_000_000_000  # ... and once its sweeps have read this many instances of corners (~30 s here)
+TABLE_CELLS = 20_000_000  # every provider's caps × instances: their stages' F and spend are made once if this fits
+BOX_CELLS = 3_000_000_000  # it gives up once its sweeps and corners have read this many cells (10–30 s here)
+HOPELESS_SPEED = 16  # a matrix product's multiply-adds (hopeless instances × caps) count as this many times fewer
 TARGET_GRID = 2**16  # T read at the next of this many points per unit of solve rate
 
 
 @dataclass(frozen=True, eq=False)
-class _Table:
-    """Every provider's caps from 0 up (provider p's at rows offset[p] …), with what a stage at that cap leaves
-    unsolved (rows, I) and spends per unit of unsolved chance, mean over instances; row `offset[P]` is no stage."""
+class _Stages:
+    """Every provider's caps from 0 up (provider p's at `offset[p]` …; `offset[P]`: no stage, cap 0), and what a
+    stage at one of them leaves unsolved and spends, per instance (`rows`): looked up in `table` (every cap's
+    rows, made once where they fit in `TABLE_CELLS`) or made when asked."""
 
     offset: Index
     cap: Array
-    fail: Array
-    spend: Array
+    cost: Array  # (P, I)
+    tables: list[FailureTable]
+    table: tuple[Array, Array] | None = None
 
     @classmethod
-    def of(cls, outcomes: Outcomes, steps: list[Breakpoints], tables: list[FailureTable]) -> _Table:
+    def of(cls, outcomes: Outcomes, steps: list[Breakpoints], tables: list[FailureTable]) -> _Stages:
         caps = [np.append(0.0, s.caps) for s in steps]
         offset = np.cumsum([0] + [c.size for c in caps])
-        fail, spend = np.ones((offset[-1] + 1, outcomes.n_instances)), np.zeros((offset[-1] + 1, outcomes.n_instances))
-        for p, (cap, table) in enumerate(zip(caps, tables, strict=True)):
-            k = attempts_within(cap[:, None], outcomes.cost[:, p])
-            fail[offset[p] : offset[p + 1]] = table.at(k)
-            spend[offset[p] : offset[p + 1]] = attempt_spend(outcomes.cost[:, p], table.attempts(k))
-        return cls(offset, np.concatenate([*caps, np.zeros(1)]), fail, spend / outcomes.n_instances)
+        stages = cls(offset, np.concatenate([*caps, np.zeros(1)]), outcomes.cost.T, tables)
+        if stages.cap.size * outcomes.n_instances > TABLE_CELLS:
+            return stages
+        provider = np.repeat(np.arange(len(offset)), np.diff(np.append(offset, stages.cap.size)))
+        return replace(stages, table=stages.rows(provider, np.arange(stages.cap.size) - offset[provider]))
+
+    def rows(self, provider: Index, index: Index) -> tuple[Array, Array]:
+        """What stages (provider, cap index) leave unsolved of each instance (R, I), and their mean spend per unit
+        of unsolved chance."""
+        if self.table is not None:
+            row = self.offset[provider] + index
+            return self.table[0][row], self.table[1][row]
+        fail, spend = np.ones((len(provider), self.cost.shape[1])), np.zeros((len(provider), self.cost.shape[1]))
+        for p in np.unique(provider[provider < len(self.cost)]).tolist():
+            pick = np.flatnonzero(provider == p)
+            k = attempts_within(self.cap[self.offset[p] + index[pick]][:, None], self.cost[p])
+            fail[pick] = self.tables[p].at(k)
+            spend[pick] = attempt_spend(self.cost[p], self.tables[p].attempts(k))
+        return fail, spend / self.cost.shape[1]
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,12 +115,10 @@ def box_search(
 ) -> tuple[Candidates, int, bool]:
     """The hull of `start` and of every cascade of at most `depth` stages whose provider sequence is
     `admissible` (sequences are closed under dropping stages), proven as `bounds.Target` (`top`, `floor`) says;
-    how many cascades were evaluated; and whether it gave up (its table or work past `TABLE_CELLS`, `BOX_CELLS`):
-    then the hull holds what was met."""
+    how many cascades were evaluated; and whether it gave up (its work past `BOX_CELLS`): then the hull holds what
+    was met."""
     n_p, n_inst = outcomes.n_providers, outcomes.n_instances
-    if sum(s.caps.size + 1 for s in steps) * n_inst > TABLE_CELLS:
-        return start, 0, True
-    table = _Table.of(outcomes, steps, tables)
+    table = _Stages.of(outcomes, steps, tables)
     boxes = _roots(steps, depth - 1, n_p, admissible)
     hull, evaluated, work = start, 0, 0
     while len(boxes.seq):
@@ -116,9 +130,10 @@ def box_search(
             part = boxes.take(np.arange(begin, min(begin + chunk, len(boxes.seq))))
             corner = _Corner.of(table, part)
             fresh = np.flatnonzero(np.isnan(part.margin[:, 0]))
-            work += int(part.open[fresh, :n_p].sum()) * n_inst
-            evaluated += _sweep(steps, table, part, corner, fresh, target, found)
-            parts.append(_split(steps, table, part, corner))
+            swept, cells = _sweep(steps, table, part, corner, fresh, target, found)
+            evaluated += swept
+            work += cells + part.seq.size * n_inst  # the sweeps' cells, and the corners' stages
+            parts.append(_split(steps, part, corner))
         hull = _joined_hull(hull, found)
         boxes = _Boxes.joined(parts)
         if work > BOX_CELLS and len(boxes.seq):
@@ -166,55 +181,57 @@ class _Corner:
     before: Array
 
     @classmethod
-    def of(cls, table: _Table, boxes: _Boxes) -> _Corner:
+    def of(cls, table: _Stages, boxes: _Boxes) -> _Corner:
         n_b, width = boxes.seq.shape
-        fail = np.ones((n_b, table.fail.shape[1]))
+        fail = np.ones((n_b, table.cost.shape[1]))
         spend, delta = np.zeros(n_b), np.zeros((n_b, width))
-        before = np.empty((n_b, width, table.fail.shape[1]))
+        before = np.empty((n_b, width, table.cost.shape[1]))
         for m in range(width):
-            top, bottom = table.offset[boxes.seq[:, m]] + boxes.hi[:, m], table.offset[boxes.seq[:, m]] + boxes.lo[:, m]
+            left, top = table.rows(boxes.seq[:, m], boxes.hi[:, m])
+            _, bottom = table.rows(boxes.seq[:, m], boxes.lo[:, m])
             before[:, m] = fail
-            spend += np.einsum("bi,bi->b", fail, table.spend[top])
-            delta[:, m] = np.einsum("bi,bi->b", fail, table.spend[top] - table.spend[bottom])
-            fail = fail * table.fail[top]
+            spend += np.einsum("bi,bi->b", fail, top)
+            delta[:, m] = np.einsum("bi,bi->b", fail, top - bottom)
+            fail = fail * left
         return cls(1.0 - fail.mean(axis=1), spend, fail, delta, before)
 
 
 def _sweep(
     steps: list[Breakpoints],
-    table: _Table,
+    table: _Stages,
     boxes: _Boxes,
     corner: _Corner,
     rows: Index,
     target: Callable[[Array], Array],
     found: list[Candidates],
-) -> int:
+) -> tuple[int, int]:
     """The margins of the corners of boxes `rows` (filled in `boxes.margin`), each open last stage swept; the
-    cascades met at or below T join `found`. How many cascades that evaluated."""
-    n_p, evaluated = len(steps), len(rows)
+    cascades met at or below T join `found`. How many cascades that evaluated, and how many cells its sweeps read."""
+    n_p, evaluated, cells = len(steps), len(rows), 0
     gap = corner.spend[rows] - target(corner.solve[rows])
     boxes.margin[rows, n_p] = gap
     _found(found, table, boxes, rows, gap <= 0, corner.solve[rows], corner.spend[rows], -1, np.zeros(1))
     for q, step in enumerate(steps):
-        mine = rows[boxes.open[rows, q]]
         boxes.margin[rows, q] = np.inf
-        if mine.size == 0:
-            continue
-        solve, spend = step.sweep(corner.fail[mine])
-        solve += corner.solve[mine, None]
-        spend += corner.spend[mine, None]
-        gap = spend - target(solve)
-        evaluated += gap.size
-        boxes.margin[mine, q] = gap.min(axis=1, initial=np.inf)
-        below = gap <= 0
-        if below.any():
-            _found(found, table, boxes, mine, below, solve, spend, q, step.caps)
-    return evaluated
+        every = rows[boxes.open[rows, q]]
+        chunk = max(1, SWEEP_CELLS // max(step.instance.size, step.caps.size, 1))
+        for mine in np.split(every, np.arange(chunk, every.size, chunk)) if step.caps.size else []:
+            solve, spend = step.sweep(corner.fail[mine])
+            cells += mine.size * (step.instance.size + step.hopeless.size * step.caps.size // HOPELESS_SPEED)
+            solve += corner.solve[mine, None]
+            spend += corner.spend[mine, None]
+            gap = spend - target(solve)
+            evaluated += gap.size
+            boxes.margin[mine, q] = gap.min(axis=1, initial=np.inf)
+            below = gap <= 0
+            if below.any():
+                _found(found, table, boxes, mine, below, solve, spend, q, step.caps)
+    return evaluated, cells
 
 
 def _found(
     found: list[Candidates],
-    table: _Table,
+    table: _Stages,
     boxes: _Boxes,
     rows: Index,
     below: NDArray[np.bool_],
@@ -235,7 +252,7 @@ def _found(
     found.append(compacted(solve.ravel()[hit], spend.ravel()[hit], stages, caps))
 
 
-def _split(steps: list[Breakpoints], table: _Table, boxes: _Boxes, corner: _Corner) -> _Boxes:
+def _split(steps: list[Breakpoints], boxes: _Boxes, corner: _Corner) -> _Boxes:
     """The open boxes, each cut in two (see the module); closed boxes and exact ones are dropped."""
     slack = boxes.margin - corner.delta.sum(axis=1)[:, None]
     still = boxes.open & (slack < -CLOSE_TOLERANCE * np.maximum(np.abs(corner.spend), 1e-300)[:, None])
@@ -252,17 +269,18 @@ def _split(steps: list[Breakpoints], table: _Table, boxes: _Boxes, corner: _Corn
         corner.delta[cut].sum(axis=1) - share.max(axis=1)
     )
     for m in range(boxes.seq.shape[1]):  # where the upper part can close: its cut, if it keeps at least half
-        for p in np.unique(boxes.seq[cut, m]).tolist():
-            pick = np.flatnonzero((stage == m) & (boxes.seq[cut, m] == p) & (room > 0))
-            if pick.size == 0 or p >= len(steps):
-                continue
-            _, spent = steps[p].sweep(corner.before[cut[pick], m])
-            spent = np.hstack([np.zeros((pick.size, 1)), spent])
-            need = spent[np.arange(pick.size), hi[pick]] - room[pick]
-            index = np.arange(spent.shape[1])
-            first = np.argmax((spent >= need[:, None]) & (index > lo[pick, None]), axis=1)
-            keeps = (hi[pick] - first + 1) * 2 >= hi[pick] - lo[pick] + 1
-            at[pick] = np.where(keeps & (first > lo[pick]), first, at[pick])
+        chosen = np.flatnonzero((stage == m) & (room > 0))  # never a padded stage: those are not wide
+        for p in np.unique(boxes.seq[cut[chosen], m]).tolist():
+            every = chosen[boxes.seq[cut[chosen], m] == p]
+            chunk = max(1, SWEEP_CELLS // max(steps[p].instance.size, 1))
+            for pick in np.split(every, np.arange(chunk, every.size, chunk)):
+                _, spent = steps[p].sweep(corner.before[cut[pick], m])
+                spent = np.hstack([np.zeros((pick.size, 1)), spent])
+                need = spent[np.arange(pick.size), hi[pick]] - room[pick]
+                index = np.arange(spent.shape[1])
+                first = np.argmax((spent >= need[:, None]) & (index > lo[pick, None]), axis=1)
+                keeps = (hi[pick] - first + 1) * 2 >= hi[pick] - lo[pick] + 1
+                at[pick] = np.where(keeps & (first > lo[pick]), first, at[pick])
     lower, upper = boxes.take(cut), boxes.take(cut)
     lower.hi[np.arange(cut.size), stage] = at - 1
     lower.margin[:] = np.nan

@@ -215,9 +215,9 @@ def exact_hull(
     else:
         hull, evaluated = _search(outcomes, steps, joint, allowed, plan)
         found = _candidates(hull)
-    polish = plan.bins is not None and plan.depth <= BRANCH_DEPTH  # cheap for short cascades: a beam's hull polished
-    if polish:
-        found, polishing = polished(outcomes, steps, found, admissible)
+    polish = (plan.bins is not None or gave_up) and plan.depth <= BRANCH_DEPTH  # cheap for short cascades
+    if polish:  # stages also moved: a beam may keep the right providers in the wrong order
+        found, polishing = polished(outcomes, steps, found, admissible, moves=True)
         evaluated += polishing
     hull = _Points(found.solve, found.spend, found.stages, found.caps, np.full(len(found.solve), -1))
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
@@ -237,14 +237,9 @@ def exact_hull(
         bins = plan.bins or DEFAULT_BEAM
         fewest, size = _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.bins is not None)
         more = f", or the next nearest while fewer than {fewest:,}" if fewest > bins * BEAM_PER_BIN else ""
-        polish_note = "its hull polished (each vertex's stages chosen again one at a time)"
-        note = (
-            f"; {polish_note}, a branch and bound from it outgrew its budget"
-            if gave_up
-            else f"; {polish_note}"
-            if polish
-            else ""
-        )
+        notes = ["its hull polished, a branch and bound from it outgrew its budget"] if gave_up else []
+        notes += ["its hull polished (each vertex's stages chosen again one at a time, or moved)"] if polish else []
+        note = "".join(f"; {text}" for text in notes)
         method = (
             f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "
             f"solve-rate bins for each set of providers used (each last provider when those are many){more}, at most "

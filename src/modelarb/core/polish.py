@@ -26,6 +26,7 @@ Array = NDArray[np.float64]
 Index = NDArray[np.int64]
 
 POLISH_ROUNDS = 20  # at most this many rounds (each re-chooses every stage of each new vertex once)
+SWEEP_CELLS = 2_000_000  # vertices × steps of one sweep
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,9 +92,11 @@ def polished(
     steps: list[Breakpoints],
     hull: Candidates,
     admissible: Callable[[tuple[int, ...]], bool],
+    moves: bool = False,
 ) -> tuple[Candidates, int]:
     """The hull of `hull`'s cascades and every cascade made from a vertex by choosing one stage again (its
-    provider and cap, or none, or a new stage where the vertex is shorter than `hull.stages` is wide), round
+    provider and cap, or none, or a new stage where the vertex is shorter than `hull.stages` is wide; with
+    `moves`, also a stage taken out and one chosen again in another place, which reorders stages), round
     after round while new vertices come (a vertex is polished once: what it leads to stays above later hulls
     unless it is on them); and how many cascades were evaluated. `admissible`: which provider sequences may be
     searched."""
@@ -107,7 +110,7 @@ def polished(
         polished_once.update(keys[k] for k in fresh)
         made = [hull]
         for m in range(width):
-            for stages, caps, cleared in _variants(hull.take(np.array(fresh)), m):
+            for stages, caps, cleared in _variants(hull.take(np.array(fresh)), m, moves):
                 solve_before, spend_before, fail, after_fail, after_spend = _around(outcomes, stages, caps, m)
                 sequences = stages.tolist()
                 if cleared:  # the stage dropped, where that sequence may be searched
@@ -118,21 +121,23 @@ def polished(
                     )
                 for q, step in enumerate(steps):
                     rows = np.flatnonzero([q not in seq and admissible(_with(seq, m, q)) for seq in sequences])
-                    if rows.size == 0 or step.caps.size == 0:
-                        continue
-                    solve, spend = stage_sweep(step, fail[rows], after_fail[rows], after_spend[rows])
-                    evaluated += solve.size
-                    solve += solve_before[rows, None]
-                    spend += spend_before[rows, None]
-                    made.append(_points(solve, spend, stages[rows], caps[rows], m, q, step.caps))
+                    chunk = max(1, SWEEP_CELLS // max(step.instance.size, step.caps.size, 1))
+                    for part in np.split(rows, np.arange(chunk, rows.size, chunk)) if step.caps.size else []:
+                        solve, spend = stage_sweep(step, fail[part], after_fail[part], after_spend[part])
+                        evaluated += solve.size
+                        solve += solve_before[part, None]
+                        spend += spend_before[part, None]
+                        below = spend <= np.interp(solve, hull.solve, hull.spend, right=np.inf)  # may join the hull
+                        made.append(_points(solve, spend, below, stages[part], caps[part], m, q, step.caps))
         grown = Candidates.joined(made)
         hull = grown.take(lower_hull(grown.solve, grown.spend))
     return hull, evaluated
 
 
-def _variants(hull: Candidates, m: int) -> list[tuple[Index, Array, bool]]:
+def _variants(hull: Candidates, m: int, moves: bool) -> list[tuple[Index, Array, bool]]:
     """The vertices with stage m cleared (to be chosen again; True), and, for vertices shorter than the width,
-    with an empty stage inserted at m (False); vertices with no stage at m (nor before it) are left out."""
+    with an empty stage inserted at m (False), and with `moves`, with another stage taken out and an empty one
+    inserted at m (False); vertices with no stage at m (nor before it) are left out."""
     length = (hull.stages >= 0).sum(axis=1)
     out = []
     own = np.flatnonzero(length > m)
@@ -145,6 +150,12 @@ def _variants(hull: Candidates, m: int) -> list[tuple[Index, Array, bool]]:
         stages = np.insert(hull.stages[short], m, -1, axis=1)[:, :-1]
         caps = np.insert(hull.caps[short], m, 0.0, axis=1)[:, :-1]
         out.append((stages, caps, False))
+    for j in range(hull.stages.shape[1] if moves else 0):  # stage j taken out, an empty stage put at m
+        moved = np.flatnonzero((length > j) & (length > m)) if j != m else np.zeros(0, np.int64)
+        if moved.size:
+            stages = np.insert(np.delete(hull.stages[moved], j, axis=1), m, -1, axis=1)
+            caps = np.insert(np.delete(hull.caps[moved], j, axis=1), m, 0.0, axis=1)
+            out.append((stages, caps, False))
     return out
 
 
@@ -173,13 +184,14 @@ def _with(seq: list[int], m: int, q: int) -> tuple[int, ...]:
     return tuple(p for p in filled if p >= 0)
 
 
-def _points(solve: Array, spend: Array, stages: Index, caps: Array, m: int, q: int, cap_values: Array) -> Candidates:
-    """The (K, G) cascades of a stage sweep: q at position m with each cap."""
-    k, g = solve.shape
-    rows = np.repeat(np.arange(k), g)
+def _points(
+    solve: Array, spend: Array, below: NDArray[np.bool_], stages: Index, caps: Array, m: int, q: int, cap_values: Array
+) -> Candidates:
+    """The cascades of a (K, G) stage sweep that are `below`: q at position m with their caps."""
+    rows, column = np.nonzero(below)
     new_stages, new_caps = stages[rows], caps[rows]
-    new_stages[:, m], new_caps[:, m] = q, np.tile(cap_values, k)
-    return Candidates(solve.ravel(), spend.ravel(), new_stages, new_caps)
+    new_stages[:, m], new_caps[:, m] = q, cap_values[column]
+    return Candidates(solve[rows, column], spend[rows, column], new_stages, new_caps)
 
 
 def compacted(solve: Array, spend: Array, stages: Index, caps: Array) -> Candidates:

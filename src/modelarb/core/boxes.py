@@ -18,6 +18,7 @@ which only lowers T and keeps what is closed closed. A box of one cap per stage 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -118,6 +119,8 @@ def box_search(
     how many cascades were evaluated; and whether it gave up (its work past `BOX_CELLS`): then the hull holds what
     was met."""
     n_p, n_inst = outcomes.n_providers, outcomes.n_instances
+    if math.perm(n_p, depth) * n_inst > BOX_CELLS:  # sweeping the first boxes alone would take more
+        return start, 0, True
     table = _Stages.of(outcomes, steps, tables)
     boxes = _roots(steps, depth - 1, n_p, admissible)
     hull, evaluated, work = start, 0, 0
@@ -134,10 +137,10 @@ def box_search(
             evaluated += swept
             work += cells + part.seq.size * n_inst  # the sweeps' cells, and the corners' stages
             parts.append(_split(steps, part, corner))
+            if work > BOX_CELLS:
+                return _joined_hull(hull, found), evaluated, True
         hull = _joined_hull(hull, found)
         boxes = _Boxes.joined(parts)
-        if work > BOX_CELLS and len(boxes.seq):
-            return hull, evaluated, True
     return hull, evaluated, False
 
 

@@ -237,7 +237,7 @@ def exact_hull(
         bins = plan.bins or DEFAULT_BEAM
         fewest, size = _beam_size(bins, plan.depth, steps, outcomes.n_instances, plan.bins is not None)
         more = f", or the next nearest while fewer than {fewest:,}" if fewest > bins * BEAM_PER_BIN else ""
-        notes = ["its hull polished, a branch and bound from it outgrew its budget"] if gave_up else []
+        notes = ["a branch and bound from its polished hull outgrew its budget, keeping what it met"] if gave_up else []
         notes += ["its hull polished (each vertex's stages chosen again one at a time, or moved)"] if polish else []
         note = "".join(f"; {text}" for text in notes)
         method = (

@@ -218,7 +218,7 @@ def _sweep(
         boxes.margin[rows, q] = np.inf
         every = rows[boxes.open[rows, q]]
         chunk = max(1, SWEEP_CELLS // max(step.instance.size, step.caps.size, 1))
-        for mine in np.split(every, np.arange(chunk, every.size, chunk)) if step.caps.size else []:
+        for mine in np.split(every, np.arange(chunk, every.size, chunk)) if every.size and step.caps.size else []:
             solve, spend = step.sweep(corner.fail[mine])
             cells += mine.size * (step.instance.size + step.hopeless.size * step.caps.size // HOPELESS_SPEED)
             solve += corner.solve[mine, None]

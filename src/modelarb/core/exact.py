@@ -10,8 +10,8 @@ exhaustive; for short cascades it is a branch and bound over boxes of caps that 
 boxes none of whose cascades can change C(u) (`boxes`), starting from a beam search's hull,
 polished (`polish`); otherwise it is a beam search that keeps, per solve-rate bin and per set of providers used (or last
 provider), the prefix closest to the hull so far (and the next closest where its budget of
-cascades allows: short cascades over few providers), its hull polished where cascades are that
-short, and says so in `method`.
+cascades allows: short cascades over few providers), its hull polished (for cascades of more than
+`BRANCH_DEPTH` stages within a budget), and says so in `method`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ BEAM_PER_BIN = 16  # a beam keeps at most this many prefixes per solve-rate bin 
 BEAM_CASCADES = 240_000  # ... or more while its later stages evaluate at most this many cascades per bin in all
 SET_KEYS = 200_000  # ... nearest the hull per bin and set of providers used while bins × sets are at most this
 DEFAULT_BEAM_DEPTH = 6  # ... over cascades of at most this many stages unless a depth is given
+POLISH_SHARE = 0.2  # ... its hull polished, deeper than `BRANCH_DEPTH` within this share of the cascades it evaluated
 BEAM_CHILDREN = 64  # a stage with at most this many children per prefix the budget allows is not thinned per sweep
 SWEEP_BYTES = 16 * 2**20  # one (prefixes × steps) array of a sweep
 MIX_TOLERANCE = 1e-9  # a partner with at most this share of customers is float noise of the hull reading: no mix
@@ -208,16 +209,18 @@ def exact_hull(
         beam, evaluated = _search(
             outcomes, steps, joint, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False, widen=False)
         )
+        beamed = evaluated
         start, polishing = polished(outcomes, steps, _candidates(beam), admissible)
         least = CompletionBound.of(outcomes).least_at(plan.top, outcomes.n_instances, plan.depth)
         found, searched, gave_up = box_search(outcomes, steps, tables, depth, admissible, start, plan.top, least)
         evaluated += polishing + searched
     else:
         hull, evaluated = _search(outcomes, steps, joint, allowed, plan)
-        found = _candidates(hull)
-    polish = (plan.bins is not None or gave_up) and plan.depth <= BRANCH_DEPTH  # cheap for short cascades
+        found, beamed = _candidates(hull), evaluated
+    polish = plan.bins is not None or gave_up
     if polish:  # stages also moved: a beam may keep the right providers in the wrong order
-        found, polishing = polished(outcomes, steps, found, admissible, moves=True)
+        budget = np.inf if plan.depth <= BRANCH_DEPTH else POLISH_SHARE * beamed  # deep: within a budget
+        found, polishing = polished(outcomes, steps, found, admissible, moves=True, budget=budget)
         evaluated += polishing
     hull = _Points(found.solve, found.spend, found.stages, found.caps, np.full(len(found.solve), -1))
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
@@ -239,6 +242,7 @@ def exact_hull(
         more = f", or the next nearest while fewer than {fewest:,}" if fewest > bins * BEAM_PER_BIN else ""
         notes = ["a branch and bound from its polished hull outgrew its budget, keeping what it met"] if gave_up else []
         notes += ["its hull polished (each vertex's stages chosen again one at a time, or moved)"] if polish else []
+        notes += [f"polishing at most {POLISH_SHARE:.0%} as many cascades as the beam"] if depth > BRANCH_DEPTH else []
         note = "".join(f"; {text}" for text in notes)
         method = (
             f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "

@@ -93,13 +93,14 @@ def polished(
     hull: Candidates,
     admissible: Callable[[tuple[int, ...]], bool],
     moves: bool = False,
+    budget: float = np.inf,
 ) -> tuple[Candidates, int]:
     """The hull of `hull`'s cascades and every cascade made from a vertex by choosing one stage again (its
     provider and cap, or none, or a new stage where the vertex is shorter than `hull.stages` is wide; with
     `moves`, also a stage taken out and one chosen again in another place, which reorders stages), round
     after round while new vertices come (a vertex is polished once: what it leads to stays above later hulls
     unless it is on them); and how many cascades were evaluated. `admissible`: which provider sequences may be
-    searched."""
+    searched. Past `budget` cascades evaluated, no further stage position is polished (the round ends)."""
     evaluated, polished_once = 0, set[bytes]()
     width = hull.stages.shape[1]
     for _ in range(POLISH_ROUNDS):
@@ -110,6 +111,8 @@ def polished(
         polished_once.update(keys[k] for k in fresh)
         made = [hull]
         for m in range(width):
+            if evaluated >= budget:
+                break
             for stages, caps, cleared in _variants(hull.take(np.array(fresh)), m, moves):
                 solve_before, spend_before, fail, after_fail, after_spend = _around(outcomes, stages, caps, m)
                 sequences = stages.tolist()
@@ -122,7 +125,9 @@ def polished(
                 for q, step in enumerate(steps):
                     rows = np.flatnonzero([q not in seq and admissible(_with(seq, m, q)) for seq in sequences])
                     chunk = max(1, SWEEP_CELLS // max(step.instance.size, step.caps.size, 1))
-                    for part in np.split(rows, np.arange(chunk, rows.size, chunk)) if step.caps.size else []:
+                    for part in (
+                        np.split(rows, np.arange(chunk, rows.size, chunk)) if rows.size and step.caps.size else []
+                    ):
                         solve, spend = stage_sweep(step, fail[part], after_fail[part], after_spend[part])
                         evaluated += solve.size
                         solve += solve_before[part, None]

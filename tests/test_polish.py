@@ -9,7 +9,7 @@ from modelarb.core.exact import exact_search
 from modelarb.core.exact_curves import Breakpoints, evaluate_cascades, failure_and_attempts
 from modelarb.core.hull import hull_cost, lower_hull
 from modelarb.core.passk import attempts_within
-from modelarb.core.polish import Candidates, polished, stage_sweep
+from modelarb.core.polish import Candidates, _variants, polished, stage_sweep
 from modelarb.core.search import best_solve_rate
 from modelarb.data.outcomes import Outcomes
 from test_exact import random_market
@@ -96,3 +96,35 @@ def test_branch_and_bound_from_a_polished_hull_equals_exhaustive_search(
     finite = np.isfinite(exhaustive.arbitrage_cost)
     assert np.array_equal(finite, np.isfinite(proven.arbitrage_cost))
     np.testing.assert_allclose(proven.arbitrage_cost[finite], exhaustive.arbitrage_cost[finite], rtol=1e-9, atol=0)
+
+
+def test_moves_take_a_stage_out_and_leave_a_place_for_it_elsewhere() -> None:
+    """With moves, a vertex (a, b, c) polished at position 0 also gets (_, a, c) and (_, a, b): the place left empty
+    is then filled by every provider, the one taken out included, which reorders stages."""
+    vertex = Candidates(np.ones(1), np.ones(1), np.array([[4, 7, 9]]), np.array([[1.0, 2.0, 3.0]]))
+    plain = {tuple(s[0]) for s, _, _ in _variants(vertex, 0, moves=False)}
+    moved = {tuple(s[0]) for s, _, _ in _variants(vertex, 0, moves=True)}
+    assert plain == {(-1, 7, 9)}
+    assert moved == {(-1, 7, 9), (-1, 4, 9), (-1, 4, 7)}
+
+
+def test_a_polish_within_a_budget_stops_after_the_stage_that_crosses_it() -> None:
+    """No cascade is evaluated with a budget of 0; with a small one, the polish stops early and still only lowers
+    the hull."""
+    outcomes = leaderboard(6, 60, seed=2)
+    steps = [Breakpoints.of(outcomes, p) for p in range(6)]
+    found = exact_search(outcomes, np.array([0.4]), max_depth=3, beam_width=8).cascades[0]
+    stages = np.full((2, 3), -1)
+    caps = np.zeros((2, 3))
+    stages[1, : len(found.providers)] = outcomes.provider_index(list(found.providers))
+    caps[1, : len(found.caps)] = found.caps
+    solve, spend = _evaluated(outcomes, stages[1], caps[1])
+    hull = Candidates(np.array([0.0, solve]), np.array([0.0, spend]), stages, caps)
+    same, none = polished(outcomes, steps, hull, lambda _: True, moves=True, budget=0)
+    assert none == 0 and np.array_equal(same.solve, hull.solve)
+    full, everything = polished(outcomes, steps, hull, lambda _: True, moves=True)
+    part, some = polished(outcomes, steps, hull, lambda _: True, moves=True, budget=everything // 4)
+    assert everything // 4 <= some < everything
+    x = np.linspace(0, float(full.solve.max()), 50)
+    assert np.all(hull_cost(part.solve, part.spend, x) <= hull_cost(hull.solve, hull.spend, x) + 1e-12)
+    assert np.all(hull_cost(full.solve, full.spend, x) <= hull_cost(part.solve, part.spend, x) + 1e-12)

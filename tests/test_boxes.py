@@ -127,3 +127,16 @@ def test_a_proof_at_any_depth_equals_exhaustive_search(depth: int) -> None:
     proven = exact_search(outcomes, levels, max_depth=depth, branch=True)
     assert "proven optimum" in proven.method
     _same_costs(proven.arbitrage_cost, exhaustive.arbitrage_cost)
+
+
+def test_a_short_beams_caps_are_proven_optimal_for_the_provider_orders_on_its_hull() -> None:
+    """A beam of two bins over 8 providers keeps cascades 1.06 % too dear at some level for their own orders
+    (polishing alone does not reach their caps); the branch and bound over those orders brings it to their optimum."""
+    outcomes = leaderboard(8, 60, seed=6, attempts=3)
+    levels = np.linspace(0.1, 0.8, 30)
+    beam = exact_search(outcomes, levels, max_depth=3, beam_width=2)
+    assert "caps of the provider orders on it proven optimal" in beam.method
+    orders = sorted({cascade.providers for cascade in beam.cascades if cascade.providers})
+    own = exact_search(outcomes, levels, max_depth=3, orders=[list(order) for order in orders])
+    assert "exhaustive" in own.method
+    _same_costs(beam.arbitrage_cost, own.arbitrage_cost)

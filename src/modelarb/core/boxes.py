@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -113,16 +113,27 @@ def box_search(
     start: Candidates,
     top: float,
     floor: float,
+    sequences: set[tuple[int, ...]] | None = None,
+    budget: float | None = None,
 ) -> tuple[Candidates, int, bool]:
     """The hull of `start` and of every cascade of at most `depth` stages whose provider sequence is
-    `admissible` (sequences are closed under dropping stages), proven as `bounds.Target` (`top`, `floor`) says;
-    how many cascades were evaluated; and whether it gave up (its work past `BOX_CELLS`): then the hull holds what
-    was met."""
+    `admissible` (sequences are closed under dropping stages) and, if given, one of `sequences` (also closed), proven as
+    `bounds.Target` (`top`, `floor`) says; how many cascades were evaluated; and whether it gave up (its work past
+    `budget` cells, by default `BOX_CELLS`): then the hull holds what was met."""
     n_p, n_inst = outcomes.n_providers, outcomes.n_instances
-    if math.perm(n_p, depth) * n_inst > BOX_CELLS:  # sweeping the first boxes alone would take more
+    budget = BOX_CELLS if budget is None else budget
+    if sequences is None and math.perm(n_p, depth) * n_inst > budget:  # sweeping the first boxes would take more
+        return start, 0, True
+    width = depth - 1
+    if sequences is None:
+        candidates = (seq for size in range(width, 0, -1) for seq in itertools.permutations(range(n_p), size))
+        boxes = _roots(steps, width, n_p, admissible, candidates)
+    else:
+        known = sorted({seq for seq in sequences if len(seq) <= width}, key=len, reverse=True)
+        boxes = _roots(steps, width, n_p, lambda seq: admissible(seq) and seq in sequences, iter(known))
+    if boxes.open.sum() * n_inst > budget:
         return start, 0, True
     table = _Stages.of(outcomes, steps, tables)
-    boxes = _roots(steps, depth - 1, n_p, admissible)
     hull, evaluated, work = start, 0, 0
     while len(boxes.seq):
         target = _upper(Target(hull.solve, hull.spend, top, floor))
@@ -137,25 +148,31 @@ def box_search(
             evaluated += swept
             work += cells + part.seq.size * n_inst  # the sweeps' cells, and the corners' stages
             parts.append(_split(steps, part, corner))
-            if work > BOX_CELLS:
+            if work > budget:
                 return _joined_hull(hull, found), evaluated, True
         hull = _joined_hull(hull, found)
         boxes = _Boxes.joined(parts)
     return hull, evaluated, False
 
 
-def _roots(steps: list[Breakpoints], width: int, n_p: int, admissible: Callable[[tuple[int, ...]], bool]) -> _Boxes:
+def _roots(
+    steps: list[Breakpoints],
+    width: int,
+    n_p: int,
+    admissible: Callable[[tuple[int, ...]], bool],
+    candidates: Iterator[tuple[int, ...]],
+) -> _Boxes:
     """A box of every cap per first `width` stages (the first stage at a cap above 0) for each admissible
-    sequence of them, with the last stages it may take open: sequences as long as the depth, and shorter
-    ones no admissible sequence extends (padded with none)."""
+    sequence of them among `candidates` (longest first), with the last stages it may take open: sequences as
+    long as the depth, and shorter ones no admissible sequence extends (padded with none)."""
     roots: dict[tuple[int, ...], set[int]] = {}
     prefixes: set[tuple[int, ...]] = set()
-    for size in range(width, 0, -1):
-        for seq in itertools.permutations(range(n_p), size):
-            if seq in prefixes or not admissible(seq):
-                continue
-            roots[seq] = {q for q in range(n_p) if q not in seq and admissible((*seq, q))} if size == width else set()
-            prefixes.update(seq[:k] for k in range(1, size))
+    for seq in candidates:
+        if seq in prefixes or not admissible(seq):
+            continue
+        size = len(seq)
+        roots[seq] = {q for q in range(n_p) if q not in seq and admissible((*seq, q))} if size == width else set()
+        prefixes.update(seq[:k] for k in range(1, size))
     if width == 0:
         roots[()] = {q for q in range(n_p) if admissible((q,))}
     keys = list(roots)

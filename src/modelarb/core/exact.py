@@ -11,7 +11,8 @@ boxes none of whose cascades can change C(u) (`boxes`), starting from a beam sea
 polished (`polish`); otherwise it is a beam search that keeps, per solve-rate bin and per set of providers used (or last
 provider), the prefix closest to the hull so far (and the next closest where its budget of
 cascades allows: short cascades over few providers), its hull polished (for cascades of more than
-`BRANCH_DEPTH` stages within a budget), and says so in `method`.
+`BRANCH_DEPTH` stages within a budget; for shorter ones, the caps of the provider orders on it are
+then proven optimal by the same branch and bound), and says so in `method`.
 """
 
 from __future__ import annotations
@@ -222,6 +223,14 @@ def exact_hull(
         budget = np.inf if plan.depth <= BRANCH_DEPTH else POLISH_SHARE * beamed  # deep: within a budget
         found, polishing = polished(outcomes, steps, found, admissible, moves=True, budget=budget)
         evaluated += polishing
+    orders_proven: bool | None = None  # a short beam's provider orders: their caps by branch and bound
+    if plan.bins is not None and plan.depth <= BRANCH_DEPTH:
+        seen = _subsequences([tuple(int(p) for p in row[row >= 0]) for row in found.stages])
+        least = CompletionBound.of(outcomes).least_at(plan.top, outcomes.n_instances, plan.depth)
+        found, searched, outgrown = box_search(
+            outcomes, steps, tables, depth, admissible, found, plan.top, least, sequences=seen
+        )
+        evaluated, orders_proven = evaluated + searched, not outgrown
     hull = _Points(found.solve, found.spend, found.stages, found.caps, np.full(len(found.solve), -1))
     scope = "every order" if allowed is None else "orders " + ", ".join(" → ".join(o) for o in orders or [])
     if first is not None:
@@ -243,6 +252,9 @@ def exact_hull(
         notes = ["a branch and bound from its polished hull outgrew its budget, keeping what it met"] if gave_up else []
         notes += ["its hull polished (each vertex's stages chosen again one at a time, or moved)"] if polish else []
         notes += [f"polishing at most {POLISH_SHARE:.0%} as many cascades as the beam"] if depth > BRANCH_DEPTH else []
+        if orders_proven is not None:
+            proof = "proven optimal" if orders_proven else "searched until the search outgrew its budget"
+            notes += [f"then the caps of the provider orders on it {proof} by a branch and bound over boxes of caps"]
         note = "".join(f"; {text}" for text in notes)
         method = (
             f"exact caps, beam search (not exhaustive): per stage the prefix nearest the hull in each of {bins} "
@@ -313,16 +325,18 @@ def _allowed_sequences(outcomes: Outcomes, orders: Orders) -> set[tuple[int, ...
         return None
     if isinstance(orders, str):
         raise AnalysisError(f"orders must be 'all' or a list of provider orders, got {orders!r}")
-    allowed: set[tuple[int, ...]] = set()
-    for order in orders:
-        columns = tuple(outcomes.provider_index(order))
-        if not columns or len(set(columns)) != len(columns):
+    columns = [tuple(outcomes.provider_index(order)) for order in orders]
+    for order, sequence in zip(orders, columns, strict=True):
+        if not sequence or len(set(sequence)) != len(sequence):
             raise AnalysisError(f"an order names at least one provider, each at most once: {list(order)}")
-        for size in range(1, len(columns) + 1):
-            allowed.update(itertools.combinations(columns, size))
-    if not allowed:
+    if not columns:
         raise AnalysisError("give at least one provider order")
-    return allowed
+    return _subsequences(columns)
+
+
+def _subsequences(orders: Sequence[tuple[int, ...]]) -> set[tuple[int, ...]]:
+    """Every nonempty subsequence of the orders: the sequences they allow, since a zero cap drops a stage."""
+    return {seq for order in orders for size in range(1, len(order) + 1) for seq in itertools.combinations(order, size)}
 
 
 def _cascade_counts(groups: list[int], allowed: set[tuple[int, ...]] | None, n_providers: int) -> list[float]:

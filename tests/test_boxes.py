@@ -11,7 +11,7 @@ import pytest
 
 from modelarb.core.bounds import Target
 from modelarb.core.boxes import _Boxes, _Corner, _Stages
-from modelarb.core.exact import exact_search
+from modelarb.core.exact import exact_hull, exact_search
 from modelarb.core.exact_curves import Breakpoints, evaluate_cascades, failure_and_attempts
 from modelarb.core.hull import lower_hull
 from modelarb.core.passk import FailureTable
@@ -140,3 +140,17 @@ def test_a_short_beams_caps_are_proven_optimal_for_the_provider_orders_on_its_hu
     own = exact_search(outcomes, levels, max_depth=3, orders=[list(order) for order in orders])
     assert "exhaustive" in own.method
     _same_costs(beam.arbitrage_cost, own.arbitrage_cost)
+
+
+def test_each_part_of_a_partitioned_proof_holds_only_cascades_that_start_with_its_provider() -> None:
+    """Also the part of a provider that solves nothing (it has no caps): it holds only buying nothing."""
+    outcomes = leaderboard(4, 15, seed=1)
+    s = outcomes.s.copy()
+    s[:, 0] = 0
+    outcomes = replace(outcomes, s=s)
+    for p in range(4):
+        part = exact_hull(outcomes, top=0.7, max_depth=3, branch=True, first=[p])
+        assert part.proven
+        firsts = part.points.stages[:, 0]
+        assert np.all((firsts == p) | (part.points.stages.max(axis=1) < 0)), (p, part.points.stages)
+        assert p > 0 or len(firsts) == 1

@@ -77,6 +77,12 @@ class _Stages:
             spend[pick] = attempt_spend(self.cost[p], self.tables[p].attempts(k))
         return fail, spend / self.cost.shape[1]
 
+    def spend(self, provider: Index, index: Index) -> Array:
+        """The second of `rows` alone."""
+        if self.table is not None:
+            return self.table[1][self.offset[provider] + index]
+        return self.rows(provider, index)[1]
+
 
 @dataclass(frozen=True, eq=False)
 class _Boxes:
@@ -164,11 +170,12 @@ def _roots(
 ) -> _Boxes:
     """A box of every cap per first `width` stages (the first stage at a cap above 0) for each admissible
     sequence of them among `candidates` (longest first), with the last stages it may take open: sequences as
-    long as the depth, and shorter ones no admissible sequence extends (padded with none)."""
+    long as the depth, and shorter ones no admissible sequence extends (padded with none). A first provider
+    with no caps starts no box: its cascades start with the next stage, in other boxes."""
     roots: dict[tuple[int, ...], set[int]] = {}
     prefixes: set[tuple[int, ...]] = set()
     for seq in candidates:
-        if seq in prefixes or not admissible(seq):
+        if seq in prefixes or not admissible(seq) or steps[seq[0]].caps.size == 0:
             continue
         size = len(seq)
         roots[seq] = {q for q in range(n_p) if q not in seq and admissible((*seq, q))} if size == width else set()
@@ -208,7 +215,7 @@ class _Corner:
         before = np.empty((n_b, width, table.cost.shape[1]))
         for m in range(width):
             left, top = table.rows(boxes.seq[:, m], boxes.hi[:, m])
-            _, bottom = table.rows(boxes.seq[:, m], boxes.lo[:, m])
+            bottom = table.spend(boxes.seq[:, m], boxes.lo[:, m])
             before[:, m] = fail
             spend += np.einsum("bi,bi->b", fail, top)
             delta[:, m] = np.einsum("bi,bi->b", fail, top - bottom)

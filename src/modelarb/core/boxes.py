@@ -30,6 +30,7 @@ from modelarb.core.exact_curves import Breakpoints, attempt_spend
 from modelarb.core.hull import lower_hull
 from modelarb.core.passk import FailureTable, attempts_within
 from modelarb.core.polish import SWEEP_CELLS, Candidates, compacted
+from modelarb.core.rows import Rows
 from modelarb.data.outcomes import Outcomes
 
 Array = NDArray[np.float64]
@@ -85,7 +86,7 @@ class _Stages:
 
 
 @dataclass(frozen=True, eq=False)
-class _Boxes:
+class _Boxes(Rows):
     """Boxes: the first stages' providers (B, L) (P: none), cap index ranges lo … hi (B, L), which last stages
     are open (B, P + 1; column P: none), and the corner's margin min(spend − T(solve)) per last stage (NaN: not
     swept yet)."""
@@ -95,19 +96,6 @@ class _Boxes:
     hi: Index
     open: NDArray[np.bool_]
     margin: Array
-
-    def take(self, rows: Index) -> _Boxes:
-        return _Boxes(self.seq[rows], self.lo[rows], self.hi[rows], self.open[rows], self.margin[rows])
-
-    @staticmethod
-    def joined(parts: list[_Boxes]) -> _Boxes:
-        return _Boxes(
-            np.concatenate([p.seq for p in parts]),
-            np.concatenate([p.lo for p in parts]),
-            np.concatenate([p.hi for p in parts]),
-            np.concatenate([p.open for p in parts]),
-            np.concatenate([p.margin for p in parts]),
-        )
 
 
 def box_search(

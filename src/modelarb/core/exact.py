@@ -34,6 +34,7 @@ from modelarb.core.hull import lower_hull, read_hull
 from modelarb.core.passk import FailureTable, FailureTables, attempts_within
 from modelarb.core.polish import Candidates, polished
 from modelarb.core.result import ArbitrageResult
+from modelarb.core.rows import Rows
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
 
@@ -56,7 +57,7 @@ MIX_TOLERANCE = 1e-9  # a partner with at most this share of customers is float 
 
 
 @dataclass(frozen=True, eq=False)
-class _Points:
+class _Points(Rows):
     """Cascades with their mean solve and spend: stages (n, M) as provider columns (-1 pads), caps (n, M),
     and `parent`, the row of the prefix each was extended from (-1: none)."""
 
@@ -65,19 +66,6 @@ class _Points:
     stages: Index
     caps: Array
     parent: Index
-
-    def take(self, index: Index) -> _Points:
-        return _Points(self.solve[index], self.spend[index], self.stages[index], self.caps[index], self.parent[index])
-
-    @staticmethod
-    def joined(parts: Sequence[_Points]) -> _Points:
-        return _Points(
-            np.concatenate([p.solve for p in parts]),
-            np.concatenate([p.spend for p in parts]),
-            np.concatenate([p.stages for p in parts]),
-            np.concatenate([p.caps for p in parts]),
-            np.concatenate([p.parent for p in parts]),
-        )
 
     def hull(self) -> _Points:
         return self.take(lower_hull(self.solve, self.spend))

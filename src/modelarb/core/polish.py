@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from modelarb.core.exact_curves import Breakpoints, attempt_spend, failure_and_attempts
 from modelarb.core.hull import lower_hull
 from modelarb.core.passk import attempts_within
+from modelarb.core.rows import Rows
 from modelarb.data.outcomes import Outcomes
 
 Array = NDArray[np.float64]
@@ -30,25 +31,13 @@ SWEEP_CELLS = 2_000_000  # vertices × steps of one sweep
 
 
 @dataclass(frozen=True, eq=False)
-class Candidates:
+class Candidates(Rows):
     """Cascades as (solve, spend, stages (n, D) with -1 pads, caps (n, D))."""
 
     solve: Array
     spend: Array
     stages: Index
     caps: Array
-
-    def take(self, index: Index) -> Candidates:
-        return Candidates(self.solve[index], self.spend[index], self.stages[index], self.caps[index])
-
-    @staticmethod
-    def joined(parts: list[Candidates]) -> Candidates:
-        return Candidates(
-            np.concatenate([p.solve for p in parts]),
-            np.concatenate([p.spend for p in parts]),
-            np.concatenate([p.stages for p in parts]),
-            np.concatenate([p.caps for p in parts]),
-        )
 
 
 def stage_sweep(step: Breakpoints, fail: Array, after_fail: Array, after_spend: Array) -> tuple[Array, Array]:

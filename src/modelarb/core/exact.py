@@ -171,38 +171,32 @@ def exact_hull(
     max_depth: int | None = None,
     branch: bool | None = None,
     first: Sequence[int] | None = None,
+    start: Candidates | None = None,
 ) -> SearchHull:
     """The hull of the cascades `exact_search` meets, with the same options; `top` is its highest level.
 
     `first`: only cascades whose first stage is one of these provider columns (one part of a
     partitioned search). The search still runs as it would over every cascade (exhaustive, branch
     and bound or beam, chosen from the whole space), so the parts of an exhaustive or branch and
-    bound search merge (`SearchHull.union`) into the whole search's hull.
+    bound search merge (`SearchHull.union`) into the whole search's hull. `start`: the hull a branch
+    and bound starts from instead of its own (`warm_start`: one for every part); its cascades stay
+    in the hull, whichever part they belong to.
     """
-    if beam_width is not None and beam_width < 1:
-        raise AnalysisError(f"the beam width must be a positive number of bins, got {beam_width}")
-    if max_depth is not None and max_depth < 1:
-        raise AnalysisError(f"the depth must be a positive number of stages, got {max_depth}")
-    allowed = _allowed_sequences(outcomes, orders)
-    tables = [FailureTable(outcomes.n[:, p], outcomes.s[:, p]) for p in range(outcomes.n_providers)]
-    steps = [Breakpoints.of(outcomes, p, tables[p]) for p in range(outcomes.n_providers)]
-    joint = FailureTables(tables)
+    market = _Market.of(outcomes, orders, beam_width, max_depth)
+    allowed, tables, steps, joint = market.allowed, market.tables, market.steps, market.joint
     plan, total = _choose(outcomes, steps, allowed, top, beam_width, max_depth, branch)
     depth = plan.depth
     if first is not None and not all(0 <= p < outcomes.n_providers for p in first):
         raise AnalysisError(f"first-stage providers must be columns 0 … {outcomes.n_providers - 1}, got {list(first)}")
     plan = replace(plan, first=None if first is None else frozenset(first))
     admissible = _admissible(allowed, plan.first)
-    gave_up = False
-    if plan.branch:  # a beam search first, its hull polished: the lower the hull, the more boxes close
-        beam, evaluated = _search(
-            outcomes, steps, joint, allowed, replace(plan, bins=DEFAULT_BEAM, branch=False, widen=False)
-        )
+    gave_up, shared = False, start is not None
+    if plan.branch:  # from a beam search's polished hull: the lower the hull, the more boxes close
+        start, evaluated = (start, 0) if start is not None else _warm_up(outcomes, market, plan, admissible)
         beamed = evaluated
-        start, polishing = polished(outcomes, steps, _candidates(beam), admissible)
         least = CompletionBound.of(outcomes).least_at(plan.top, outcomes.n_instances, plan.depth)
         found, searched, gave_up = box_search(outcomes, steps, tables, depth, admissible, start, plan.top, least)
-        evaluated += polishing + searched
+        evaluated += searched
     else:
         hull, evaluated = _search(outcomes, steps, joint, allowed, plan)
         found, beamed = _candidates(hull), evaluated
@@ -228,9 +222,9 @@ def exact_hull(
     if plan.bins is None and not plan.branch:
         method = f"exact caps, exhaustive: all {evaluated:,} cascades over {scope}; lower convex hull"
     elif plan.bins is None and not gave_up:
+        warm = "from a shared polished warm-up hull" if shared else "its polished warm-up hull's included"
         method = (
-            f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated "
-            f"(its polished warm-up hull's included), "
+            f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated ({warm}), "
             f"the others closed a box of caps at a time, over {scope}; lower convex hull"
         )
     else:
@@ -251,6 +245,54 @@ def exact_hull(
             f"{evaluated:,} of {total:.3g} cascades over {scope}; lower convex hull"
         )
     return SearchHull(hull, method, evaluated, plan.bins is None and not gave_up)
+
+
+def warm_start(
+    outcomes: Outcomes,
+    *,
+    top: float,
+    orders: Orders = None,
+    beam_width: int | None = None,
+    max_depth: int | None = None,
+    branch: bool | None = None,
+) -> tuple[Candidates, int] | None:
+    """The hull a branch and bound with these options (as `exact_hull`'s) starts from, and how many cascades
+    it evaluated; None when they make no branch and bound."""
+    market = _Market.of(outcomes, orders, beam_width, max_depth)
+    plan, _ = _choose(outcomes, market.steps, market.allowed, top, beam_width, max_depth, branch)
+    return _warm_up(outcomes, market, plan, _admissible(market.allowed, None)) if plan.branch else None
+
+
+@dataclass(frozen=True, eq=False)
+class _Market:
+    """What every search of a market reads: the sequences it may build (None: any), each provider's failure
+    table and breakpoints, and the tables joined."""
+
+    allowed: set[tuple[int, ...]] | None
+    tables: list[FailureTable]
+    steps: list[Breakpoints]
+    joint: FailureTables
+
+    @classmethod
+    def of(cls, outcomes: Outcomes, orders: Orders, beam_width: int | None, max_depth: int | None) -> _Market:
+        if beam_width is not None and beam_width < 1:
+            raise AnalysisError(f"the beam width must be a positive number of bins, got {beam_width}")
+        if max_depth is not None and max_depth < 1:
+            raise AnalysisError(f"the depth must be a positive number of stages, got {max_depth}")
+        tables = [FailureTable(outcomes.n[:, p], outcomes.s[:, p]) for p in range(outcomes.n_providers)]
+        steps = [Breakpoints.of(outcomes, p, tables[p]) for p in range(outcomes.n_providers)]
+        return cls(_allowed_sequences(outcomes, orders), tables, steps, FailureTables(tables))
+
+
+def _warm_up(
+    outcomes: Outcomes, market: _Market, plan: _Plan, admissible: Callable[[tuple[int, ...]], bool]
+) -> tuple[Candidates, int]:
+    """A branch and bound's start: a beam search's hull, polished (stages not moved: that costs too much here),
+    and how many cascades that evaluated."""
+    beam_plan = replace(plan, bins=DEFAULT_BEAM, branch=False, widen=False)
+    beam, evaluated = _search(outcomes, market.steps, market.joint, market.allowed, beam_plan)
+    start, polishing = polished(outcomes, market.steps, _candidates(beam), admissible)
+    return start, evaluated + polishing
 
 
 def proves(

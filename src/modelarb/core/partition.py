@@ -2,7 +2,9 @@
 
 Part k searches only the cascades whose first stage is one of its providers (`exact_hull(first=…)`),
 and runs as the whole search would (exhaustive, branch and bound or beam: chosen from the whole
-space). Every cascade starts with exactly one provider, so the lower convex hull of the parts'
+space). A branch and bound's parts all start from the hull the whole search would start from, made
+once (`warm_start`), so each closes boxes against the whole market's cascades, not only its own.
+Every cascade starts with exactly one provider, so the lower convex hull of the parts'
 hulls is the whole search's hull when every part is exhaustive or branch and bound. A beam keeps
 its width per part, so a partitioned beam search explores more than the whole one and its hull may
 differ from the whole beam's; never between executors, since the parts follow from the market
@@ -11,12 +13,13 @@ alone (never from the number of workers) and are merged in part order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from modelarb.core.exact import Orders, SearchHull, exact_hull
+from modelarb.core.exact import Orders, SearchHull, exact_hull, warm_start
+from modelarb.core.polish import Candidates
 from modelarb.core.result import ArbitrageResult
 from modelarb.data.outcomes import Outcomes
 from modelarb.errors import AnalysisError
@@ -43,6 +46,7 @@ class _SearchTask:
     max_depth: int | None
     branch: bool | None
     top: float
+    start: Candidates | None  # a branch and bound's shared start (None: none, or each part its own)
 
 
 def first_stage_parts(outcomes: Outcomes, parts: int) -> list[tuple[int, ...]]:
@@ -77,16 +81,21 @@ def partitioned_hull(
     """The merged hull of the parts' searches (options as `exact_search`; `top`, the highest level), with a
     `method` saying how."""
     groups = first_stage_parts(outcomes, partition.parts or DEFAULT_PARTS)
-    task = _SearchTask(outcomes, orders, beam_width, max_depth, branch, top)
+    shared = warm_start(outcomes, top=top, orders=orders, beam_width=beam_width, max_depth=max_depth, branch=branch)
+    start, warming = shared if shared is not None else (None, 0)
+    task = _SearchTask(outcomes, orders, beam_width, max_depth, branch, top, start)
     hulls = in_order(partition.executor, _search_part, task, [(group,) for group in groups])
     proven = all(h.proven for h in hulls)
+    shared_note = f" (a shared start's {warming:,} included)" if shared is not None else ""
     method = (
-        f"partitioned search: {len(groups)} parts by first-stage provider, {sum(h.evaluated for h in hulls):,} "
-        f"cascades evaluated in all, lower convex hull of the parts' hulls "
+        f"partitioned search: {len(groups)} parts by first-stage provider, "
+        f"{warming + sum(h.evaluated for h in hulls):,} cascades evaluated in all{shared_note}, "
+        f"lower convex hull of the parts' hulls "
         f"({'every part proven, so the optimum over every part' if proven else 'not exhaustive: a beam in some part'})"
         f"; part 1: {hulls[0].method}"
     )
-    return SearchHull.union(hulls, method)
+    merged = SearchHull.union(hulls, method)
+    return replace(merged, evaluated=merged.evaluated + warming)
 
 
 def partitioned_search(
@@ -125,4 +134,5 @@ def _search_part(task: _SearchTask, first: tuple[int, ...]) -> SearchHull:
         max_depth=task.max_depth,
         branch=task.branch,
         first=first,
+        start=task.start,
     )

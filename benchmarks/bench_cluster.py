@@ -12,8 +12,9 @@ It reports wall time, the CPU time of this process and of its finished children 
 workers), checks that every split run gives the same numbers bit for bit, and the speed-up of each
 against the serial split run (wall time; never more than the cores used). On a loaded machine wall
 times mostly measure the load, so it also reports each part's CPU time in the serial split run and
-the wall time those parts would take on `--workers` idle cores, handed out in part order to
-whichever worker is free first (as both executors do). Set OMP_NUM_THREADS=1 so that BLAS does not
+the wall time the split run would take on `--workers` idle cores: what it does before the parts (a
+proof's shared start), then the parts handed out in part order to whichever worker is free first (as
+both executors do). Set OMP_NUM_THREADS=1 so that BLAS does not
 add threads.
 """
 
@@ -135,10 +136,12 @@ def main() -> None:
         )
     for row in rows[:2]:
         print(f"{row['run']}: {row['method']}")
-    idle = _idle_wall(parts.seconds, args.workers)
+    before_parts = rows[1]["cpu_s"] - sum(parts.seconds)  # what the caller does first: a proof's shared start
+    idle = before_parts + _idle_wall(parts.seconds, args.workers)
     print(
-        "CPU s per part: " + ", ".join(f"{s:.2f}" for s in parts.seconds) + f"; on {args.workers} idle cores "
-        f"they would take {idle:.2f} s: {sum(parts.seconds) / idle:.2f}× the serial split run's CPU time"
+        "CPU s per part: " + ", ".join(f"{s:.2f}" for s in parts.seconds) + f", after {before_parts:.2f} s in "
+        f"this process (a proof's shared start); on {args.workers} idle cores the split run would take {idle:.2f} s: "
+        f"{rows[1]['cpu_s'] / idle:.2f}× its serial CPU time, {rows[0]['cpu_s'] / idle:.2f}× the unsplit search's"
     )
     max_gap = float(np.nanmax(np.abs(serial.arbitrage_cost / whole.arbitrage_cost - 1)))
     print(f"largest relative difference split vs unsplit: {max_gap:.3g}")

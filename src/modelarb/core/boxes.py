@@ -111,9 +111,9 @@ def box_search(
     budget: float | None = None,
 ) -> tuple[Candidates, int, bool]:
     """The hull of `start` and of every cascade of at most `depth` stages whose provider sequence is
-    `admissible` (sequences are closed under dropping stages) and, if given, one of `sequences` (also closed), proven as
-    `bounds.Target` (`top`, `floor`) says; how many cascades were evaluated; and whether it gave up (its work past
-    `budget` cells, by default `BOX_CELLS`): then the hull holds what was met."""
+    `admissible` (sequences are closed under dropping stages) and, if given, one of `sequences` (also closed),
+    proven as `bounds.Target` (`top`, `floor`) says; how many cascades were evaluated; and whether it gave up
+    (its work past `budget` cells, by default `BOX_CELLS`): then the hull holds what was met."""
     n_p, n_inst = outcomes.n_providers, outcomes.n_instances
     budget = BOX_CELLS if budget is None else budget
     if sequences is None and math.perm(n_p, depth) * n_inst > budget:  # sweeping the first boxes would take more

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import CliResult
-from modelarb.core.exact import exact_hull, exact_search
+from modelarb.core import boxes
+from modelarb.core.exact import exact_hull, exact_search, warm_start
 from modelarb.core.partition import Partition, first_stage_parts, partitioned_search
 from modelarb.core.result import ArbitrageResult
 from modelarb.core.search import best_solve_rate
@@ -130,6 +131,19 @@ def test_a_split_proofs_parts_start_from_one_shared_hull(parts: int) -> None:
         return int(counted.group(1).replace(",", ""))
 
     assert evaluated(split.method) <= 1.1 * evaluated(whole.method)
+
+
+def test_a_part_that_gives_up_from_a_shared_start_is_polished_within_the_starts_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deeper than 3 stages a given-up search's polish may evaluate a fifth of what its warm-up did; a part that
+    did not make its own warm-up reads that from the shared start."""
+    monkeypatch.setattr(boxes, "BOX_CELLS", 1_000)
+    shared = warm_start(BRANCHED, top=0.8, max_depth=4, branch=True)
+    assert shared is not None and shared[1] > 0
+    part = exact_hull(BRANCHED, top=0.8, max_depth=4, branch=True, first=[0], start=shared)
+    assert "outgrew its budget" in part.method and not part.proven
+    assert part.evaluated > 0  # its polish ran: with no budget of its own it would evaluate nothing
 
 
 @settings(max_examples=30, deadline=None)

@@ -171,7 +171,7 @@ def exact_hull(
     max_depth: int | None = None,
     branch: bool | None = None,
     first: Sequence[int] | None = None,
-    start: Candidates | None = None,
+    start: tuple[Candidates, int] | None = None,
 ) -> SearchHull:
     """The hull of the cascades `exact_search` meets, with the same options; `top` is its highest level.
 
@@ -179,8 +179,8 @@ def exact_hull(
     partitioned search). The search still runs as it would over every cascade (exhaustive, branch
     and bound or beam, chosen from the whole space), so the parts of an exhaustive or branch and
     bound search merge (`SearchHull.union`) into the whole search's hull. `start`: the hull a branch
-    and bound starts from instead of its own (`warm_start`: one for every part); its cascades stay
-    in the hull, whichever part they belong to.
+    and bound starts from instead of its own, and how many cascades making it evaluated (`warm_start`:
+    one for every part, counted there); its cascades stay in the hull, whichever part they belong to.
     """
     market = _Market.of(outcomes, orders, beam_width, max_depth)
     allowed, tables, steps, joint = market.allowed, market.tables, market.steps, market.joint
@@ -192,11 +192,10 @@ def exact_hull(
     admissible = _admissible(allowed, plan.first)
     gave_up, shared = False, start is not None
     if plan.branch:  # from a beam search's polished hull: the lower the hull, the more boxes close
-        start, evaluated = (start, 0) if start is not None else _warm_up(outcomes, market, plan, admissible)
-        beamed = evaluated
+        warm, beamed = start if start is not None else _warm_up(outcomes, market, plan, admissible)
         least = CompletionBound.of(outcomes).least_at(plan.top, outcomes.n_instances, plan.depth)
-        found, searched, gave_up = box_search(outcomes, steps, tables, depth, admissible, start, plan.top, least)
-        evaluated += searched
+        found, searched, gave_up = box_search(outcomes, steps, tables, depth, admissible, warm, plan.top, least)
+        evaluated = searched + (0 if shared else beamed)
     else:
         hull, evaluated = _search(outcomes, steps, joint, allowed, plan)
         found, beamed = _candidates(hull), evaluated
@@ -222,10 +221,10 @@ def exact_hull(
     if plan.bins is None and not plan.branch:
         method = f"exact caps, exhaustive: all {evaluated:,} cascades over {scope}; lower convex hull"
     elif plan.bins is None and not gave_up:
-        warm = "from a shared polished warm-up hull" if shared else "its polished warm-up hull's included"
+        origin = "from a shared polished warm-up hull" if shared else "its polished warm-up hull's included"
         method = (
-            f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated ({warm}), "
-            f"the others closed a box of caps at a time, over {scope}; lower convex hull"
+            f"exact caps, branch and bound (proven optimum): {evaluated:,} of {total:.3g} cascades evaluated "
+            f"({origin}), the others closed a box of caps at a time, over {scope}; lower convex hull"
         )
     else:
         bins = plan.bins or DEFAULT_BEAM

@@ -46,7 +46,7 @@ class _SearchTask:
     max_depth: int | None
     branch: bool | None
     top: float
-    start: Candidates | None  # a branch and bound's shared start (None: none, or each part its own)
+    start: tuple[Candidates, int] | None  # a branch and bound's shared start and its cascades (None: each its own)
 
 
 def first_stage_parts(outcomes: Outcomes, parts: int) -> list[tuple[int, ...]]:
@@ -82,8 +82,8 @@ def partitioned_hull(
     `method` saying how."""
     groups = first_stage_parts(outcomes, partition.parts or DEFAULT_PARTS)
     shared = warm_start(outcomes, top=top, orders=orders, beam_width=beam_width, max_depth=max_depth, branch=branch)
-    start, warming = shared if shared is not None else (None, 0)
-    task = _SearchTask(outcomes, orders, beam_width, max_depth, branch, top, start)
+    warming = shared[1] if shared is not None else 0
+    task = _SearchTask(outcomes, orders, beam_width, max_depth, branch, top, shared)
     hulls = in_order(partition.executor, _search_part, task, [(group,) for group in groups])
     proven = all(h.proven for h in hulls)
     shared_note = f" (a shared start's {warming:,} included)" if shared is not None else ""

@@ -14,8 +14,7 @@ against the serial split run (wall time; never more than the cores used). On a l
 times mostly measure the load, so it also reports each part's CPU time in the serial split run and
 the wall time the split run would take on `--workers` idle cores: what it does before the parts (a
 proof's shared start), then the parts handed out in part order to whichever worker is free first (as
-both executors do). Set OMP_NUM_THREADS=1 so that BLAS does not
-add threads.
+both executors do). Set OMP_NUM_THREADS=1 so that BLAS does not add threads.
 """
 
 from __future__ import annotations
